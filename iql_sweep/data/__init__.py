@@ -1,0 +1,1 @@
+"""Minari I/O, the project's own dataset generators and score normalisation."""

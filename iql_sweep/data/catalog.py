@@ -1,0 +1,176 @@
+"""The datasets the project can make itself, their Minari ids, and writing them in Minari's format.
+
+| NAME                      | Minari id                            | env                        |
+|---------------------------|--------------------------------------|----------------------------|
+| pointmaze-umaze[-dense]   | iql-sweep/pointmaze/umaze[-dense]-v0 | PointMaze_UMaze[Dense]-v3  |
+| pointmaze-medium[-dense]  | iql-sweep/pointmaze/medium[-dense]-v0| PointMaze_Medium[Dense]-v3 |
+| pointmaze-large[-dense]   | iql-sweep/pointmaze/large[-dense]-v0 | PointMaze_Large[Dense]-v3  |
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+
+from iql_sweep.data.pointmaze import MAZES, MazeRecipe
+from iql_sweep.errors import ConfigError
+
+NAMESPACE = "iql-sweep/pointmaze"
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A dataset the project can generate: which maze, which reward, its default size."""
+
+    name: str
+    recipe: MazeRecipe
+    dense: bool
+    default_steps: int
+
+    @property
+    def dataset_id(self) -> str:
+        suffix = "-dense" if self.dense else ""
+        return f"{NAMESPACE}/{self.recipe.name}{suffix}-v0"
+
+
+_DEFAULT_STEPS = {"umaze": 200_000, "medium": 300_000, "large": 400_000}
+
+GENERATORS: dict[str, Generator] = {
+    f"pointmaze-{maze}{'-dense' if dense else ''}": Generator(
+        f"pointmaze-{maze}{'-dense' if dense else ''}", recipe, dense, _DEFAULT_STEPS[maze]
+    )
+    for maze, recipe in MAZES.items()
+    for dense in (False, True)
+}
+
+
+def name_for_id(dataset_id: str) -> str | None:
+    """The generator NAME that makes a dataset id, if the project can make it."""
+    for gen in GENERATORS.values():
+        if gen.dataset_id == dataset_id:
+            return gen.name
+    return None
+
+
+def get_generator(name: str) -> Generator:
+    """Look up a generator by NAME (or by the Minari id it writes)."""
+    if name in GENERATORS:
+        return GENERATORS[name]
+    by_id = name_for_id(name)
+    if by_id is not None:
+        return GENERATORS[by_id]
+    raise ConfigError(
+        f"NAME: unknown dataset {name!r}; the project can make: {', '.join(sorted(GENERATORS))}"
+    )
+
+
+@dataclass
+class MakeReport:
+    """What :func:`make_dataset` did, for the console and the closing notes."""
+
+    dataset_id: str
+    steps: int
+    episodes: int
+    mean_length: float
+    ref_min_score: float
+    ref_max_score: float
+    collect_seconds: float
+    write_seconds: float
+    reference_seconds: float
+
+
+def make_dataset(
+    name: str,
+    steps: int | None = None,
+    seed: int = 123,
+    force: bool = False,
+    ref_episodes: int = 100,
+    progress: bool = True,
+) -> MakeReport:
+    """Generate a dataset and write it under the Minari root in Minari's HDF5 format."""
+    import minari
+    import numpy as np
+    from minari.data_collector import EpisodeBuffer
+
+    from iql_sweep.data.minari_io import local_dataset_ids, minari_root
+    from iql_sweep.data.pointmaze import (
+        collect_pointmaze,
+        eval_env_spec,
+        make_collection_env,
+        reference_return,
+    )
+    from iql_sweep.progress import step_progress
+
+    gen = get_generator(name)
+    steps = int(steps or gen.default_steps)
+    if steps < 1:
+        raise ConfigError(f"--steps: must be a positive integer (got {steps})")
+    if gen.dataset_id in local_dataset_ids():
+        if not force:
+            raise ConfigError(
+                f"dataset {gen.dataset_id!r} already exists under {minari_root()}; "
+                "pass --force to overwrite it"
+            )
+        shutil.rmtree(minari_root() / gen.dataset_id)
+
+    t0 = time.perf_counter()
+    with step_progress(f"collecting {gen.dataset_id}", steps, enabled=progress) as advance:
+        episodes = collect_pointmaze(gen.recipe, gen.dense, steps, seed=seed, on_step=advance)
+    t1 = time.perf_counter()
+    spec = eval_env_spec(gen.recipe, gen.dense)
+    ref_min = reference_return(spec, "random", ref_episodes, seed=seed)
+    ref_max = reference_return(spec, "expert", ref_episodes, seed=seed)
+    t2 = time.perf_counter()
+    buffers = [EpisodeBuffer(**ep) for ep in episodes]
+    collection_env = make_collection_env(gen.recipe, gen.dense, steps + 1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*author_email.*")
+        minari.create_dataset_from_buffers(
+            dataset_id=gen.dataset_id,
+            buffer=buffers,
+            env=collection_env.spec,
+            eval_env=spec,
+            algorithm_name=(
+                "DFS waypoint planner + PD controller (p=10, d=-1), action noise N(0, 0.5^2), "
+                "goals resampled on arrival (iql-sweep replica of D4RL/pointmaze-v2)"
+            ),
+            author="iql-sweep",
+            code_permalink="iql_sweep/data/pointmaze.py",
+            ref_min_score=ref_min,
+            ref_max_score=ref_max,
+            num_episodes_average_score=ref_episodes,
+            description=(
+                f"PointMaze {gen.recipe.name} ({'dense' if gen.dense else 'sparse'} reward), "
+                f"{steps} steps collected by iql-sweep with the recipe of Minari's "
+                "D4RL/pointmaze datasets. Episodes end (truncation) at each goal hit."
+            ),
+            data_format="hdf5",
+        )
+    collection_env.close()
+    t3 = time.perf_counter()
+    lengths = np.array([len(ep["rewards"]) for ep in episodes])
+    return MakeReport(
+        dataset_id=gen.dataset_id,
+        steps=steps,
+        episodes=len(episodes),
+        mean_length=float(lengths.mean()),
+        ref_min_score=ref_min,
+        ref_max_score=ref_max,
+        collect_seconds=t1 - t0,
+        write_seconds=t3 - t2,
+        reference_seconds=t2 - t1,
+    )
+
+
+def ensure_dataset(dataset_id: str, progress: bool = True) -> MakeReport | None:
+    """Make a generatable dataset that is missing locally; no-op when present."""
+    from iql_sweep.data.minari_io import local_dataset_ids
+
+    if dataset_id in local_dataset_ids():
+        return None
+    name = name_for_id(dataset_id)
+    if name is None:
+        return None
+    return make_dataset(name, progress=progress)

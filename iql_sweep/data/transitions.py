@@ -1,0 +1,154 @@
+"""Flat transition arrays, their checks, IQL's reward preprocessing and a device-side sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from iql_sweep.errors import DatasetError
+
+ARRAY_FIELDS = (
+    "observations",
+    "actions",
+    "rewards",
+    "next_observations",
+    "terminals",
+    "timeouts",
+)
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """A dataset as flat float32 arrays (numpy), one row per transition.
+
+    ``episode_starts[i]`` is the first row of episode i; ``episode_returns`` are the undiscounted
+    per-episode sums of the (raw) rewards. Actions are in the policy's [-1, 1] box: datasets whose
+    action space has other finite bounds are mapped affinely and ``action_low``/``action_high``
+    give the way back.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+    episode_starts: np.ndarray
+    episode_returns: np.ndarray
+    action_low: np.ndarray
+    action_high: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.rewards.shape[0])
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.observations.shape[1])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.actions.shape[1])
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.episode_starts.shape[0])
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return np.diff(np.append(self.episode_starts, self.size))
+
+    def to_tensors(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The six training arrays as float32 tensors on ``device``."""
+        return {k: torch.as_tensor(getattr(self, k), device=device) for k in ARRAY_FIELDS}
+
+    def with_rewards(self, rewards: np.ndarray) -> Transitions:
+        return replace(self, rewards=rewards.astype(np.float32))
+
+
+def validate(data: Transitions, dataset_id: str) -> None:
+    """Refuse data that would train silently wrong: empty, non-finite, inconsistent shapes."""
+    hint = f"dataset {dataset_id!r}"
+    if data.size == 0:
+        raise DatasetError(f"{hint} has no transitions; regenerate or re-download it")
+    n = data.size
+    for name in ARRAY_FIELDS:
+        arr = getattr(data, name)
+        if arr.shape[0] != n:
+            raise DatasetError(f"{hint}: field {name!r} has {arr.shape[0]} rows, expected {n}")
+        if not np.all(np.isfinite(arr)):
+            bad = np.argwhere(~np.isfinite(arr.reshape(n, -1)).all(axis=1)).ravel()
+            raise DatasetError(
+                f"{hint}: field {name!r} holds {len(bad)} non-finite (NaN/inf) rows, first at "
+                f"transition {int(bad[0])} (episode {_episode_of(data, int(bad[0]))}); clean the "
+                "dataset or filter those episodes before training"
+            )
+    if np.any(np.abs(data.actions) > 1.0 + 1e-6):
+        raise DatasetError(
+            f"{hint}: actions fall outside the action space after mapping to [-1, 1]"
+        )
+
+
+def check_actions_in_space(actions: np.ndarray, low: np.ndarray, high: np.ndarray, hint: str):
+    """Raise if any dataset action lies outside the declared Box (with a float tolerance)."""
+    tol = 1e-5 * np.maximum(1.0, np.abs(high - low))
+    outside = np.any((actions < low - tol) | (actions > high + tol), axis=1)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise DatasetError(
+            f"{hint}: field 'actions' has {int(outside.sum())} actions outside the action space "
+            f"[{low.tolist()}, {high.tolist()}], first at transition {first} "
+            f"({actions[first].tolist()}); the data and its declared action_space disagree"
+        )
+
+
+def _episode_of(data: Transitions, row: int) -> int:
+    return int(np.searchsorted(data.episode_starts, row, side="right") - 1)
+
+
+def preprocess_rewards(data: Transitions, reward_norm: str, reward_shift: float) -> np.ndarray:
+    """IQL's reward preprocessing: locomotion scaling by 1000 / (max - min episode return),
+    then a constant shift (AntMaze's r - 1)."""
+    rewards = data.rewards.astype(np.float64)
+    if reward_norm == "return_range":
+        spread = float(data.episode_returns.max() - data.episode_returns.min())
+        if spread <= 0:
+            raise DatasetError(
+                "reward_norm 'return_range' needs episodes with different returns; all "
+                f"{data.num_episodes} episodes return {data.episode_returns.max():.4g}. "
+                "Use reward_norm: none for this dataset"
+            )
+        rewards = rewards * (1000.0 / spread)
+    elif reward_norm != "none":
+        raise DatasetError(
+            f"reward_norm: unknown value {reward_norm!r}; use 'none' or 'return_range'"
+        )
+    return (rewards + reward_shift).astype(np.float32)
+
+
+class BatchSampler:
+    """Uniform minibatches drawn on the data's device with its own generator (checkpointable)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], batch_size: int, seed: int = 0):
+        self.tensors = tensors
+        self.batch_size = batch_size
+        self.size = int(tensors["rewards"].shape[0])
+        self.device = tensors["rewards"].device
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        idx = torch.randint(
+            0, self.size, (self.batch_size,), device=self.device, generator=self.generator
+        )
+        return {k: v[idx] for k, v in self.tensors.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,252 @@
+"""One IQL training run: data -> agent -> periodic evaluation, metrics files and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from iql_sweep.checkpoint import (
+    atomic_torch_save,
+    load_checkpoint,
+    restore_training_state,
+    training_state,
+)
+from iql_sweep.data.minari_io import load_transitions
+from iql_sweep.data.transitions import BatchSampler, Transitions, preprocess_rewards
+from iql_sweep.errors import ConfigError
+from iql_sweep.evaluation import Evaluator
+from iql_sweep.iql.agent import METRIC_KEYS, IQLAgent
+from iql_sweep.iql.config import IQLConfig, make_config, preset_for_dataset
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; an unavailable CUDA is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"--device: unknown device {device!r}; use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device: cuda was requested but no CUDA device is available; use cpu")
+    return torch.device(device)
+
+
+@dataclass
+class RunSettings:
+    """What one training run does besides the IQL hyper-parameters."""
+
+    dataset_id: str
+    steps: int
+    eval_every: int
+    eval_episodes: int
+    seed: int = 0
+    device: str = "auto"
+    out_dir: Path | None = None
+    checkpoint_every: int | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        for name in ("steps", "eval_every", "eval_episodes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')}: must be a positive integer (got {value!r})"
+                )
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ConfigError(f"--checkpoint-every: must be positive (got {self.checkpoint_every})")
+
+
+@dataclass
+class TrainSummary:
+    """The outcome of a run: last and best normalised score and where the files are."""
+
+    dataset_id: str
+    steps: int
+    final_score: float | None
+    final_return: float
+    best_score: float | None
+    best_step: int
+    updates_per_second: float
+    wall_seconds: float
+    out_dir: str | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def line(self) -> str:
+        def fmt(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.1f}"
+
+        return (
+            f"{self.dataset_id}: final normalized score {fmt(self.final_score)} "
+            f"(return {self.final_return:.2f}) after {self.steps} steps; best "
+            f"{fmt(self.best_score)} at step {self.best_step}; {self.updates_per_second:.0f} "
+            f"updates/s, {self.wall_seconds:.0f} s"
+        )
+
+
+def build_config(
+    dataset_id: str, preset: str | None, steps: int, overrides: dict[str, Any]
+) -> IQLConfig:
+    """The dataset's preset (or the named one) with overrides; the run length sets max_steps."""
+    return make_config(
+        preset or preset_for_dataset(dataset_id), **{**overrides, "max_steps": steps}
+    )
+
+
+def prepare_data(data: Transitions, config: IQLConfig) -> Transitions:
+    """Apply IQL's reward preprocessing and the action clip to ±(1 - 1e-5)."""
+    rewards = preprocess_rewards(data, config.reward_norm, config.reward_shift)
+    clipped = data.actions.clip(-config.action_clip, config.action_clip)
+    from dataclasses import replace
+
+    return replace(data, rewards=rewards, actions=clipped)
+
+
+class MetricsLog:
+    """Evaluation rows as JSONL (appended) and CSV (rewritten), safe to resume."""
+
+    def __init__(self, out_dir: Path | None):
+        self.out_dir = out_dir
+        self.rows: list[dict[str, Any]] = []
+
+    def restore(self, up_to_step: int) -> None:
+        if self.out_dir is None or not (self.out_dir / "metrics.jsonl").is_file():
+            return
+        lines = (self.out_dir / "metrics.jsonl").read_text().splitlines()
+        self.rows = [r for r in map(json.loads, filter(None, lines)) if r["step"] <= up_to_step]
+        self._rewrite()
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.out_dir is not None:
+            with open(self.out_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            pd.DataFrame(self.rows).to_csv(self.out_dir / "metrics.csv", index=False)
+
+    def _rewrite(self) -> None:
+        assert self.out_dir is not None
+        with open(self.out_dir / "metrics.jsonl", "w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in self.rows)
+        pd.DataFrame(self.rows).to_csv(self.out_dir / "metrics.csv", index=False)
+
+
+def train(
+    settings: RunSettings,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    resume: bool = True,
+    data: Transitions | None = None,
+) -> TrainSummary:
+    """Train IQL on a local Minari dataset, evaluating every ``eval_every`` steps.
+
+    With ``out_dir``, writes ``metrics.jsonl``/``metrics.csv``, ``config.json`` and an
+    exact-resume ``checkpoint.pt`` (at every evaluation, or every ``checkpoint_every`` steps, and
+    at the end); an existing checkpoint there is resumed when ``resume`` is true.
+    """
+    settings.validate()
+    config = build_config(settings.dataset_id, preset, settings.steps, overrides or {})
+    device = resolve_device(settings.device)
+    data = data if data is not None else load_transitions(settings.dataset_id)
+    data = prepare_data(data, config)
+    tensors = data.to_tensors(device)
+    agent = IQLAgent(data.obs_dim, data.act_dim, config, seed=settings.seed, device=device)
+    sampler = BatchSampler(tensors, config.batch_size, seed=settings.seed)
+    evaluator = Evaluator(data, episodes=settings.eval_episodes, seed=settings.seed + 10_000)
+
+    out = Path(settings.out_dir).resolve() if settings.out_dir is not None else None
+    log = MetricsLog(out)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(
+            json.dumps(
+                {
+                    "iql": config.model_dump(mode="json"),
+                    "run": {**asdict(settings), "out_dir": str(out)},
+                    "preset": preset or preset_for_dataset(settings.dataset_id),
+                },
+                indent=2,
+            )
+        )
+        if resume and (out / CHECKPOINT_NAME).is_file():
+            restore_training_state(load_checkpoint(out / CHECKPOINT_NAME), agent, sampler)
+            log.restore(agent.step)
+
+    ckpt_every = settings.checkpoint_every or settings.eval_every
+    sums = {k: torch.zeros((), device=device) for k in METRIC_KEYS}
+    count = 0
+    update_seconds = 0.0
+    interval_start = time.perf_counter()
+    wall_start = time.perf_counter()
+    from iql_sweep.progress import step_progress
+
+    with step_progress(
+        f"IQL {settings.dataset_id}", settings.steps - agent.step, enabled=settings.progress
+    ) as advance:
+        while agent.step < settings.steps:
+            metrics = agent.update(sampler.sample())
+            for k in METRIC_KEYS:
+                sums[k] += metrics[k]
+            count += 1
+            step = agent.step
+            is_eval = step % settings.eval_every == 0 or step == settings.steps
+            info = None
+            if is_eval:
+                elapsed = time.perf_counter() - interval_start
+                update_seconds += elapsed
+                result = evaluator(agent.act, device)
+                row = {"step": step, **{k: float(v / count) for k, v in sums.items()}}
+                row.update(
+                    normalized_score=result.normalized_score,
+                    normalized_score_std=result.normalized_std,
+                    return_mean=result.mean_return,
+                    return_std=float(result.returns.std()),
+                    updates_per_second=count / max(elapsed, 1e-9),
+                    wall_seconds=time.perf_counter() - wall_start,
+                )
+                log.append(row)
+                score = result.normalized_score
+                info = (
+                    f"score {score:.1f}"
+                    if score is not None
+                    else f"return {result.mean_return:.1f}"
+                )
+                sums = {k: torch.zeros((), device=device) for k in METRIC_KEYS}
+                count = 0
+            if out is not None and (step % ckpt_every == 0 or step == settings.steps):
+                atomic_torch_save(training_state(agent, sampler), out / CHECKPOINT_NAME)
+            if is_eval:
+                interval_start = time.perf_counter()
+            advance(1, info)
+    evaluator.close()
+    return summarize(settings.dataset_id, log.rows, out, time.perf_counter() - wall_start)
+
+
+def summarize(
+    dataset_id: str, rows: list[dict[str, Any]], out: Path | None, wall: float
+) -> TrainSummary:
+    """Final and best scores from the evaluation rows."""
+    if not rows:
+        raise RuntimeError("the run recorded no evaluation")
+    last = rows[-1]
+    scored = [r for r in rows if r["normalized_score"] is not None]
+    best = max(scored, key=lambda r: r["normalized_score"]) if scored else last
+    ups = [r["updates_per_second"] for r in rows]
+    return TrainSummary(
+        dataset_id=dataset_id,
+        steps=int(last["step"]),
+        final_score=last["normalized_score"],
+        final_return=float(last["return_mean"]),
+        best_score=best["normalized_score"],
+        best_step=int(best["step"]),
+        updates_per_second=float(sorted(ups)[len(ups) // 2]) if ups else math.nan,
+        wall_seconds=wall,
+        out_dir=str(out) if out else None,
+        history=rows,
+    )

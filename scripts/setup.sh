@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set-up on a fresh machine: a virtual environment in .venv with torch and the project.
+#   scripts/setup.sh          # the package and its dependencies
+#   scripts/setup.sh --dev    # plus pytest, ruff and hypothesis
+# torch is installed first at the version pinned here (2.13.0: on CPU-only machines of this
+# project a local CPU wheel); the package itself only asks for a range.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH_PIN="${IQL_SWEEP_TORCH:-torch==2.13.0}"
+target="."
+if [[ "${1:-}" == "--dev" ]]; then target=".[dev]"; fi
+if [[ ! -x .venv/bin/python ]]; then python3 -m venv .venv; fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet "$TORCH_PIN"
+fi
+.venv/bin/python -m pip install --quiet -e "$target"
+echo "set-up done: $(.venv/bin/python -c 'import torch, ray, minari; print(f"torch {torch.__version__}, ray {ray.__version__}, minari {minari.__version__}")')"

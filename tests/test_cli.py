@@ -1,0 +1,73 @@
+"""The command line: bad inputs are named before any work, a tiny run writes its files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from iql_sweep.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--expectile", "1.5"], "expectile: Input should be less than 1"),
+        (["--expectile", "0"], "expectile: Input should be greater than 0"),
+        (["--beta", "-1"], "beta: Input should be greater than or equal to 0"),
+        (["--preset", "hopper"], "preset: unknown preset 'hopper'"),
+        (["--steps", "0"], "--steps: must be a positive integer"),
+        (["--device", "tpu"], "--device: unknown device 'tpu'"),
+    ],
+)
+def test_bad_training_inputs_name_the_field(umaze_id, tmp_path, args, message):
+    result = run("train", "--dataset", umaze_id, "--out", str(tmp_path / "x"), *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "x").exists()  # rejected before any work
+
+
+def test_unknown_dataset_lists_local_ones(umaze_id, tmp_path):
+    result = run("train", "--dataset", "D4RL/pen/human-v2", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    assert "dataset: 'D4RL/pen/human-v2' is not in the local Minari root" in result.output
+    assert umaze_id in result.output
+
+
+def test_tiny_training_run_writes_metrics_and_checkpoint(umaze_id, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", umaze_id, "--steps", "60", "--eval-every", "30"]
+    args += ["--eval-episodes", "2", "--batch-size", "32", "--out", str(out), "--no-progress"]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "final normalized score" in result.output and "best" in result.output
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [30, 60]
+    for key in ("normalized_score", "return_mean", "value_loss", "q_loss", "actor_loss",
+                "awr_clip_fraction", "updates_per_second"):
+        assert key in rows[0]
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "maze" and config["iql"]["batch_size"] == 32
+    assert config["iql"]["max_steps"] == 60
+    # Running the same command again resumes from the final checkpoint: nothing is redone.
+    again = run(*args)
+    assert again.exit_code == 0, again.output
+    rows_again = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows_again == rows
+
+
+def test_datasets_list_and_make_errors(umaze_id):
+    listed = run("datasets", "list")
+    assert listed.exit_code == 0
+    assert umaze_id in listed.output and "pointmaze-large" in listed.output
+    again = run("datasets", "make", "pointmaze-umaze", "--steps", "100")
+    assert again.exit_code == 2 and "--force" in again.output
+    unknown = run("datasets", "make", "hopper-medium")
+    assert unknown.exit_code == 2 and "NAME: unknown dataset" in unknown.output
