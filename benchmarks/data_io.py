@@ -1,4 +1,4 @@
-"""Dataset generation speed and 1M-step load times: Minari's episode API vs our reader vs cache.
+"""Dataset generation speed and 1M-step load times: Minari's episode API, our loader, its cache.
 
     .venv/bin/python benchmarks/data_io.py [--maze umaze] [--steps 1000000] [--repeats 3]
 
@@ -57,16 +57,20 @@ def main() -> None:
     load_transitions(dataset_id)  # writes the cache
     cache_s, data = timed(lambda: load_transitions(dataset_id), args.repeats)
 
-    print(f"dataset {dataset_id}: {report.steps} steps, {report.episodes} episodes, "
-          f"mean length {report.mean_length:.1f}")
-    print(f"generation: collect {report.collect_seconds:.1f} s "
-          f"({report.steps / report.collect_seconds:,.0f} steps/s), reference scores "
-          f"{report.reference_seconds:.1f} s, Minari HDF5 write {report.write_seconds:.1f} s; "
-          f"ref_min {report.ref_min_score:.2f}, ref_max {report.ref_max_score:.2f}")
+    print(
+        f"dataset {dataset_id}: {report.steps} steps, {report.episodes} episodes, "
+        f"mean length {report.mean_length:.1f}"
+    )
+    print(
+        f"generation: collect {report.collect_seconds:.1f} s "
+        f"({report.steps / report.collect_seconds:,.0f} steps/s), reference scores "
+        f"{report.reference_seconds:.1f} s, Minari HDF5 write {report.write_seconds:.1f} s; "
+        f"ref_min {report.ref_min_score:.2f}, ref_max {report.ref_max_score:.2f}"
+    )
     print(f"{'load path':<44}{'median s':>10}{'x Minari API':>14}")
     for name, secs in [
         ("Minari API iterate_episodes -> flat (baseline)", api_s),
-        ("iql-sweep h5py reader, no cache", h5_s),
+        ("iql-sweep loader (API + checks), no cache", h5_s),
         ("iql-sweep flat .npz cache", cache_s),
     ]:
         print(f"{name:<44}{secs:>10.3f}{api_s / secs:>14.1f}")

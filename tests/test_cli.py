@@ -50,8 +50,15 @@ def test_tiny_training_run_writes_metrics_and_checkpoint(umaze_id, tmp_path):
     assert "final normalized score" in result.output and "best" in result.output
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [30, 60]
-    for key in ("normalized_score", "return_mean", "value_loss", "q_loss", "actor_loss",
-                "awr_clip_fraction", "updates_per_second"):
+    for key in (
+        "normalized_score",
+        "return_mean",
+        "value_loss",
+        "q_loss",
+        "actor_loss",
+        "awr_clip_fraction",
+        "updates_per_second",
+    ):
         assert key in rows[0]
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "maze" and config["iql"]["batch_size"] == 32

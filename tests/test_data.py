@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import h5py
@@ -51,21 +52,28 @@ def test_generated_dataset_round_trips_through_minari(umaze_id):
 
 
 def test_minari_show_reads_the_generated_dataset(umaze_id):
-    out = subprocess.run(
-        [sys.executable, "-m", "minari", "show", umaze_id],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if "No module named minari.__main__" in out.stderr:
-        out = subprocess.run(["minari", "show", umaze_id], capture_output=True, text=True)
+    minari_cli = Path(sys.executable).parent / "minari"  # the console script Minari installs
+    out = subprocess.run([str(minari_cli), "show", umaze_id], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "Total Steps" in out.stdout and str(SMALL_STEPS) in out.stdout
 
 
-def test_flat_load_matches_minari_api_and_cache(umaze_id):
-    fast = load_transitions(umaze_id, use_cache=False, reader="h5py")
-    api = load_transitions(umaze_id, use_cache=False, reader="minari")
+def test_flat_load_matches_minari_episodes_and_cache(umaze_id):
+    fresh = load_transitions(umaze_id, use_cache=False)
+    ds = minari.load_dataset(umaze_id)
+    episodes = list(ds.iterate_episodes())
+    rewards = np.concatenate([e.rewards for e in episodes])
+    actions = np.concatenate([e.actions for e in episodes])
+    timeouts = np.concatenate([e.truncations for e in episodes])
+    np.testing.assert_allclose(fresh.rewards, rewards)
+    np.testing.assert_allclose(fresh.actions, actions, rtol=1e-6)
+    np.testing.assert_array_equal(fresh.timeouts, timeouts)
+    assert fresh.size == SMALL_STEPS and fresh.obs_dim == 6 and fresh.act_dim == 2
+    assert fresh.num_episodes == ds.total_episodes
+    np.testing.assert_allclose(fresh.episode_returns, [e.rewards.sum() for e in episodes])
+    first = load_transitions(umaze_id)  # writes the cache
+    assert len(list((cache_dir() / "flat").glob("*.npz"))) >= 1
+    cached = load_transitions(umaze_id)  # reads it
     for name in (
         "observations",
         "actions",
@@ -74,16 +82,8 @@ def test_flat_load_matches_minari_api_and_cache(umaze_id):
         "terminals",
         "timeouts",
     ):
-        np.testing.assert_array_equal(getattr(fast, name), getattr(api, name), err_msg=name)
-    first = load_transitions(umaze_id)  # writes the cache
-    cached = load_transitions(umaze_id)  # reads it
-    np.testing.assert_array_equal(first.observations, cached.observations)
-    assert len(list((cache_dir() / "flat").glob("*.npz"))) >= 1
-    assert fast.size == SMALL_STEPS and fast.obs_dim == 6 and fast.act_dim == 2
-    ds = minari.load_dataset(umaze_id)
-    assert fast.num_episodes == ds.total_episodes
-    rets = np.array([e.rewards.sum() for e in ds.iterate_episodes()])
-    np.testing.assert_allclose(fast.episode_returns, rets)
+        np.testing.assert_array_equal(getattr(first, name), getattr(cached, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(fresh, name), getattr(cached, name), err_msg=name)
 
 
 def test_observation_order_and_episode_boundaries(umaze_id):
@@ -162,10 +162,20 @@ def test_actions_outside_the_space_are_refused():
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_empty_dataset_is_refused():
-    _write("bad/empty-v0", [_episode(0)])
-    with h5py.File(dataset_path("bad/empty-v0") / "main_data.hdf5", "a") as f:
+def test_empty_and_damaged_datasets_are_refused():
+    _write("bad/damaged-v0", [_episode(0)])
+    with h5py.File(dataset_path("bad/damaged-v0") / "main_data.hdf5", "a") as f:
         del f["episode_0"]
+    with pytest.raises(DatasetError, match="episodes could not be read"):
+        load_transitions("bad/damaged-v0")
+    # Minari refuses to write a dataset without steps; make one by emptying a valid one.
+    _write("bad/empty-v0", [_episode(0)])
+    path = dataset_path("bad/empty-v0")
+    with h5py.File(path / "main_data.hdf5", "a") as f:
+        del f["episode_0"]
+    meta = json.loads((path / "metadata.json").read_text())
+    meta.update(total_episodes=0, total_steps=0)
+    (path / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(DatasetError, match="no transitions"):
         load_transitions("bad/empty-v0")
 

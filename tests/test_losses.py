@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iql_sweep.iql.config import make_config
 from iql_sweep.iql.losses import (
@@ -149,3 +151,18 @@ def test_presets_carry_reference_values():
     assert default.hidden_dims == (256, 256) and default.batch_size == 256
     assert default.discount == 0.99 and default.max_steps == 1_000_000
     assert default.action_clip == pytest.approx(1 - 1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    u=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=50),
+    tau=st.floats(0.01, 0.99),
+)
+def test_expectile_loss_properties(u, tau):
+    """Non-negative; mirroring u swaps tau and 1 - tau; tau >= 0.5 weighs positives more."""
+    t = torch.tensor(u, dtype=torch.float64)
+    loss = expectile_loss(t, tau).item()
+    assert loss >= 0.0
+    assert loss == pytest.approx(expectile_loss(-t, 1.0 - tau).item(), rel=1e-9, abs=1e-9)
+    pos, neg = expectile_loss(t.abs(), tau).item(), expectile_loss(-t.abs(), tau).item()
+    assert (pos >= neg) if tau >= 0.5 else (pos <= neg)

@@ -12,8 +12,14 @@ from iql_sweep.training import RunSettings, train
 
 def settings(umaze_id, out):
     return RunSettings(
-        dataset_id=umaze_id, steps=80, eval_every=20, eval_episodes=2, seed=4,
-        device="cpu", out_dir=out, progress=False,
+        dataset_id=umaze_id,
+        steps=80,
+        eval_every=20,
+        eval_episodes=2,
+        seed=4,
+        device="cpu",
+        out_dir=out,
+        progress=False,
     )
 
 

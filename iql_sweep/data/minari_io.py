@@ -7,9 +7,9 @@ the x-y position, so AntMaze ids use ``achieved_goal``, ``observation``, ``desir
 (D4RL's 29-d state plus the goal). A Dict without those keys is concatenated in sorted key order,
 nested Dicts recursively in sorted order.
 
-The first load of a dataset reads its files (HDF5 straight through h5py; arrow through Minari's
-API) and writes a flat ``.npz`` cache keyed by the dataset's files (name, size, mtime); later
-loads read the cache in a fraction of a second.
+The first load of a dataset reads its episodes through Minari's API (any format Minari reads) and
+writes a flat ``.npz`` cache keyed by the dataset's files (name, size, mtime); later loads read
+the cache in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -121,31 +121,7 @@ def flatten_observations(obs: Any, space: gym.Space, keys: list[str] | None = No
     )
 
 
-def _read_h5_node(node) -> Any:
-    import h5py
-
-    if isinstance(node, h5py.Group):
-        return {k: _read_h5_node(v) for k, v in node.items()}
-    return node[()]
-
-
-def _episodes_hdf5(path: Path) -> Iterator[dict[str, Any]]:
-    import h5py
-
-    with h5py.File(path / "main_data.hdf5", "r") as f:
-        names = sorted((k for k in f if k.startswith("episode_")), key=lambda k: int(k[8:]))
-        for name in names:
-            g = f[name]
-            yield {
-                "observations": _read_h5_node(g["observations"]),
-                "actions": g["actions"][()],
-                "rewards": g["rewards"][()],
-                "terminations": g["terminations"][()],
-                "truncations": g["truncations"][()],
-            }
-
-
-def _episodes_api(dataset) -> Iterator[dict[str, Any]]:
+def _episodes(dataset) -> Iterator[dict[str, Any]]:
     for ep in dataset.iterate_episodes():
         yield {
             "observations": ep.observations,
@@ -238,11 +214,8 @@ def _atomic_savez(target: Path, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
-def load_transitions(dataset_id: str, use_cache: bool = True, reader: str = "auto") -> Transitions:
-    """Load a local Minari dataset as validated flat transitions.
-
-    ``reader``: ``"auto"`` (h5py for HDF5, Minari's API otherwise), ``"h5py"`` or ``"minari"``.
-    """
+def load_transitions(dataset_id: str, use_cache: bool = True) -> Transitions:
+    """Load a local Minari dataset as validated flat transitions (cached as flat arrays)."""
     import minari
 
     path = dataset_path(dataset_id)
@@ -272,13 +245,15 @@ def load_transitions(dataset_id: str, use_cache: bool = True, reader: str = "aut
         with np.load(cache_file) as npz:
             arrays = {k: npz[k] for k in npz.files}
     if arrays is None:
-        fmt = meta.get("data_format", "hdf5")
-        use_h5 = reader == "h5py" or (reader == "auto" and fmt == "hdf5")
-        episodes = _episodes_hdf5(path) if use_h5 else _episodes_api(dataset)
         try:
-            arrays = _flatten_episodes(episodes, obs_space, keys, fix_goal)
+            arrays = _flatten_episodes(_episodes(dataset), obs_space, keys, fix_goal)
         except DatasetError as err:
             raise DatasetError(f"dataset {dataset_id!r}: {err}") from None
+        except (KeyError, OSError, ValueError) as err:
+            raise DatasetError(
+                f"dataset {dataset_id!r}: its episodes could not be read ({err!r}); the files "
+                f"under {path} are damaged or inconsistent with metadata.json"
+            ) from err
         if use_cache:
             _atomic_savez(cache_file, arrays)
 
