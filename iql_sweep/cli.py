@@ -66,12 +66,14 @@ def train(
             eval_episodes=eval_episodes,
             seed=seed,
             device=device,
-            out_dir=out or _run_dir(dataset, f"tau{expectile}-beta{beta}-seed{seed}"),
+            out_dir=out,
             progress=progress,
         )
         settings.validate()
-        build_config(dataset, preset, steps, overrides)
+        cfg = build_config(dataset, preset, steps, overrides)
         resolve_device(device)
+        tag = f"tau{cfg.expectile}-beta{cfg.beta}-seed{seed}"
+        settings.out_dir = out or _run_dir(dataset, tag)
         from iql_sweep.data.minari_io import dataset_path
 
         dataset_path(dataset)

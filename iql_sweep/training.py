@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from iql_sweep.errors import ConfigError
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.iql.agent import METRIC_KEYS, IQLAgent
 from iql_sweep.iql.config import IQLConfig, make_config, preset_for_dataset
+from iql_sweep.progress import step_progress
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -104,8 +105,6 @@ def prepare_data(data: Transitions, config: IQLConfig) -> Transitions:
     """Apply IQL's reward preprocessing and the action clip to ±(1 - 1e-5)."""
     rewards = preprocess_rewards(data, config.reward_norm, config.reward_shift)
     clipped = data.actions.clip(-config.action_clip, config.action_clip)
-    from dataclasses import replace
-
     return replace(data, rewards=rewards, actions=clipped)
 
 
@@ -163,28 +162,30 @@ def train(
     out = Path(settings.out_dir).resolve() if settings.out_dir is not None else None
     log = MetricsLog(out)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(
-            json.dumps(
-                {
-                    "iql": config.model_dump(mode="json"),
-                    "run": {**asdict(settings), "out_dir": str(out)},
-                    "preset": preset or preset_for_dataset(settings.dataset_id),
-                },
-                indent=2,
-            )
-        )
+        resolved = config.model_dump(mode="json")
         if resume and (out / CHECKPOINT_NAME).is_file():
-            restore_training_state(load_checkpoint(out / CHECKPOINT_NAME), agent, sampler)
+            state = load_checkpoint(out / CHECKPOINT_NAME)
+            saved = state["agent"]["config"]
+            if saved != resolved:
+                changed = sorted(k for k, v in resolved.items() if saved.get(k) != v)
+                raise ConfigError(
+                    f"--out: {out} holds a checkpoint of a run with other hyper-parameters "
+                    f"({', '.join(changed)}); resume with the same settings or use another --out"
+                )
+            restore_training_state(state, agent, sampler)
             log.restore(agent.step)
+        out.mkdir(parents=True, exist_ok=True)
+        run_info = {**asdict(settings), "out_dir": str(out)}
+        preset_name = preset or preset_for_dataset(settings.dataset_id)
+        (out / "config.json").write_text(
+            json.dumps({"iql": resolved, "run": run_info, "preset": preset_name}, indent=2)
+        )
 
     ckpt_every = settings.checkpoint_every or settings.eval_every
     sums = {k: torch.zeros((), device=device) for k in METRIC_KEYS}
     count = 0
-    update_seconds = 0.0
     interval_start = time.perf_counter()
     wall_start = time.perf_counter()
-    from iql_sweep.progress import step_progress
 
     with step_progress(
         f"IQL {settings.dataset_id}", settings.steps - agent.step, enabled=settings.progress
@@ -199,7 +200,6 @@ def train(
             info = None
             if is_eval:
                 elapsed = time.perf_counter() - interval_start
-                update_seconds += elapsed
                 result = evaluator(agent.act, device)
                 row = {"step": step, **{k: float(v / count) for k, v in sums.items()}}
                 row.update(

@@ -68,6 +68,11 @@ def test_tiny_training_run_writes_metrics_and_checkpoint(umaze_id, tmp_path):
     assert again.exit_code == 0, again.output
     rows_again = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows_again == rows
+    # Other hyper-parameters into the same folder would mix two runs: refused, files untouched.
+    other = run(*args, "--expectile", "0.9")
+    assert other.exit_code == 2
+    assert "other hyper-parameters (expectile)" in other.output
+    assert json.loads((out / "config.json").read_text()) == config
 
 
 def test_datasets_list_and_make_errors(umaze_id):
@@ -78,3 +83,14 @@ def test_datasets_list_and_make_errors(umaze_id):
     assert again.exit_code == 2 and "--force" in again.output
     unknown = run("datasets", "make", "hopper-medium")
     assert unknown.exit_code == 2 and "NAME: unknown dataset" in unknown.output
+
+
+def test_demo_runs_end_to_end_and_prints_its_table(umaze_id, tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--steps", "40", "--eval-every", "20", "--eval-episodes", "2"]
+    result = run(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "normalized score" in result.output and "final normalized score" in result.output
+    assert "0 = uniform random policy" in result.output
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [20, 40]
