@@ -17,3 +17,7 @@ class DatasetNotFoundError(IQLSweepError, FileNotFoundError):
 
 class DatasetError(IQLSweepError, ValueError):
     """A dataset that exists but cannot be trained on (NaNs, actions out of bounds, empty...)."""
+
+
+class TrainingDivergedError(IQLSweepError, FloatingPointError):
+    """Losses became NaN/inf during training; the last good checkpoint is kept."""

@@ -20,7 +20,7 @@ from iql_sweep.checkpoint import (
 )
 from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.data.transitions import BatchSampler, Transitions, preprocess_rewards
-from iql_sweep.errors import ConfigError
+from iql_sweep.errors import ConfigError, TrainingDivergedError
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.iql.agent import METRIC_KEYS, IQLAgent
 from iql_sweep.iql.config import IQLConfig, make_config, preset_for_dataset
@@ -202,6 +202,13 @@ def train(
                 elapsed = time.perf_counter() - interval_start
                 result = evaluator(agent.act, device)
                 row = {"step": step, **{k: float(v / count) for k, v in sums.items()}}
+                bad = [k for k in METRIC_KEYS if not math.isfinite(row[k])]
+                if bad:
+                    raise TrainingDivergedError(
+                        f"{settings.dataset_id}: {', '.join(bad)} became non-finite between steps "
+                        f"{step - count} and {step}; the checkpoint from step {step - count} or "
+                        "earlier is kept. Lower the learning rates or beta, or check the rewards"
+                    )
                 row.update(
                     normalized_score=result.normalized_score,
                     normalized_score_std=result.normalized_std,

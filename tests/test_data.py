@@ -20,6 +20,7 @@ from iql_sweep.data.normalization import (
     normalized_score,
     reference_scores,
 )
+from iql_sweep.data.transitions import ARRAY_FIELDS
 from iql_sweep.errors import DatasetError, DatasetNotFoundError
 from tests.conftest import SMALL_STEPS
 
@@ -74,14 +75,7 @@ def test_flat_load_matches_minari_episodes_and_cache(umaze_id):
     first = load_transitions(umaze_id)  # writes the cache
     assert len(list((cache_dir() / "flat").glob("*.npz"))) >= 1
     cached = load_transitions(umaze_id)  # reads it
-    for name in (
-        "observations",
-        "actions",
-        "rewards",
-        "next_observations",
-        "terminals",
-        "timeouts",
-    ):
+    for name in ARRAY_FIELDS:
         np.testing.assert_array_equal(getattr(first, name), getattr(cached, name), err_msg=name)
         np.testing.assert_array_equal(getattr(fresh, name), getattr(cached, name), err_msg=name)
 

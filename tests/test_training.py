@@ -52,3 +52,24 @@ def test_interrupted_run_resumes_exactly(umaze_id, tmp_path, monkeypatch):
     assert [{k: r[k] for k in keys} for r in resumed.history] == [
         {k: r[k] for k in keys} for r in straight.history
     ]
+
+
+def test_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(
+    umaze_id, tmp_path, monkeypatch
+):
+    from iql_sweep.errors import TrainingDivergedError
+
+    out = tmp_path / "nan"
+    original = IQLAgent.update
+
+    def poison_after_30(self, batch):
+        if self.step >= 30:
+            batch = {**batch, "rewards": batch["rewards"] * float("nan")}
+        return original(self, batch)
+
+    monkeypatch.setattr(IQLAgent, "update", poison_after_30)
+    with pytest.raises(TrainingDivergedError, match=r"q_loss.*between steps 20 and 40"):
+        train(settings(umaze_id, out), preset="maze", overrides={"batch_size": 32})
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["agent"]["step"] == 20
+    assert all(torch.isfinite(v).all() for v in state["agent"]["q"].values())

@@ -93,7 +93,7 @@ class GaussianActor(nn.Module):
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
         std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
-        return torch.distributions.Normal(self.mean(obs), std)
+        return torch.distributions.Normal(self.mean(obs), std, validate_args=False)
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return self.distribution(obs).log_prob(act).sum(-1)
