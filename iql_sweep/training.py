@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -187,9 +188,10 @@ def train(
     interval_start = time.perf_counter()
     wall_start = time.perf_counter()
 
-    with step_progress(
+    progress = step_progress(
         f"IQL {settings.dataset_id}", settings.steps - agent.step, enabled=settings.progress
-    ) as advance:
+    )
+    with closing(evaluator), progress as advance:
         while agent.step < settings.steps:
             metrics = agent.update(sampler.sample())
             for k in METRIC_KEYS:
@@ -200,15 +202,15 @@ def train(
             info = None
             if is_eval:
                 elapsed = time.perf_counter() - interval_start
-                result = evaluator(agent.act, device)
                 row = {"step": step, **{k: float(v / count) for k, v in sums.items()}}
                 bad = [k for k in METRIC_KEYS if not math.isfinite(row[k])]
-                if bad:
+                if bad:  # before any rollout: a NaN policy never reaches the simulator
                     raise TrainingDivergedError(
                         f"{settings.dataset_id}: {', '.join(bad)} became non-finite between steps "
                         f"{step - count} and {step}; the checkpoint from step {step - count} or "
                         "earlier is kept. Lower the learning rates or beta, or check the rewards"
                     )
+                result = evaluator(agent.act, device)
                 row.update(
                     normalized_score=result.normalized_score,
                     normalized_score_std=result.normalized_std,
@@ -231,7 +233,6 @@ def train(
             if is_eval:
                 interval_start = time.perf_counter()
             advance(1, info)
-    evaluator.close()
     return summarize(settings.dataset_id, log.rows, out, time.perf_counter() - wall_start)
 
 
