@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ app.add_typer(datasets_app, name="datasets")
 console = Console()
 err_console = Console(stderr=True)
 
-DEMO_DATASET = "pointmaze-umaze"
+DEMO_SPEC = "smoke.yaml"
 
 
 def _fail(err: Exception) -> None:
@@ -134,59 +133,115 @@ def datasets_list() -> None:
     console.print(table)
 
 
-@app.command()
-def demo(
-    steps: Annotated[int, typer.Option(help="Gradient steps.")] = 30_000,
-    eval_every: Annotated[int, typer.Option()] = 5_000,
-    eval_episodes: Annotated[int, typer.Option()] = 50,
-    seed: Annotated[int, typer.Option()] = 0,
-    out: Annotated[Path | None, typer.Option()] = None,
-) -> None:
-    """The embedded default job: make a small PointMaze dataset if missing, train IQL on the CPU
-    and print the result."""
-    from iql_sweep.data.catalog import ensure_dataset, get_generator
-    from iql_sweep.training import RunSettings
-    from iql_sweep.training import train as run_training
+def _spec_error(err: Exception) -> None:
+    err_console.print("[bold red]invalid sweep spec:[/]", highlight=False)
+    for line in str(err).splitlines():
+        err_console.print(f"  - {line}", highlight=False)
+    raise typer.Exit(code=2)
 
-    gen = get_generator(DEMO_DATASET)
+
+@app.command()
+def validate(spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML).")]) -> None:
+    """Check a sweep spec; prints every problem with its YAML path."""
+    from iql_sweep.spec import load_spec, trial_count
+
     try:
-        report = ensure_dataset(gen.dataset_id)
-        if report is not None:
-            console.print(
-                f"made {report.dataset_id}: {report.steps} steps, {report.episodes} episodes"
-            )
-        settings = RunSettings(
-            dataset_id=gen.dataset_id,
-            steps=steps,
-            eval_every=eval_every,
-            eval_episodes=eval_episodes,
-            seed=seed,
-            device="cpu",
-            out_dir=out or _run_dir(gen.dataset_id, "demo"),
-        )
-        summary = run_training(settings, preset="maze")
+        parsed = load_spec(spec)
+    except IQLSweepError as err:
+        _spec_error(err)
+    console.print(
+        f"[bold green]valid[/] {parsed.name}: {trial_count(parsed)} trials on "
+        f"{len(parsed.datasets)} dataset(s), output {parsed.experiment_dir()}",
+        highlight=False,
+    )
+
+
+def _finish_sweep(experiment: Path) -> None:
+    from iql_sweep.report import write_report
+
+    files = write_report(experiment)
+    console.print(files.markdown, highlight=False)
+    console.print(f"report: {files.folder}")
+
+
+@app.command()
+def run(
+    spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML).")],
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster address ('auto' or host:port); else RAY_ADDRESS or a local Ray."
+        ),
+    ] = None,
+    smoke: Annotated[
+        bool, typer.Option(help="Tiny version of the spec, to check it end to end.")
+    ] = False,
+) -> None:
+    """Run a sweep spec on Ray Tune, then write and print its report."""
+    from iql_sweep.sweep import load_spec_for_run, run_sweep
+
+    try:
+        parsed = load_spec_for_run(spec, smoke)
+    except IQLSweepError as err:
+        _spec_error(err)
+    try:
+        experiment = run_sweep(parsed, address=address, console=console)
+        _finish_sweep(experiment)
     except IQLSweepError as err:
         _fail(err)
-    cfg = json.loads((Path(summary.out_dir) / "config.json").read_text())["iql"]
-    table = Table(
-        title=f"IQL on {gen.dataset_id} (tau {cfg['expectile']}, beta {cfg['beta']}, seed {seed})",
-        caption="normalized score: 0 = uniform random policy, 100 = the noise-free controller "
-        f"(mean ± std over {eval_episodes} seeded episodes)",
-    )
-    for col in ("step", "normalized score", "return", "V loss", "Q loss", "updates/s"):
-        table.add_column(col, justify="right")
-    for row in summary.history:
-        table.add_row(
-            str(row["step"]),
-            f"{row['normalized_score']:.1f} ± {row['normalized_score_std']:.1f}",
-            f"{row['return_mean']:.1f}",
-            f"{row['value_loss']:.4f}",
-            f"{row['q_loss']:.4f}",
-            f"{row['updates_per_second']:.0f}",
-        )
-    console.print(table)
-    console.print(f"[bold green]done[/] {summary.line()}", highlight=False)
-    console.print(f"files: {summary.out_dir}")
+
+
+@app.command()
+def resume(
+    experiment_dir: Annotated[Path, typer.Argument(help="The sweep's experiment folder.")],
+    address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+) -> None:
+    """Continue an interrupted sweep from its last checkpoints, then report."""
+    from iql_sweep.sweep import resume_sweep
+
+    try:
+        experiment = resume_sweep(experiment_dir, address=address, console=console)
+        _finish_sweep(experiment)
+    except IQLSweepError as err:
+        _fail(err)
+
+
+@app.command()
+def report(
+    experiment_dir: Annotated[Path, typer.Argument(help="The sweep's experiment folder.")],
+) -> None:
+    """Tables (CSV, Markdown) and plots of a complete or partial sweep."""
+    try:
+        _finish_sweep(experiment_dir)
+    except IQLSweepError as err:
+        _fail(err)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path | None, typer.Option(help="Output folder (default: ./results).")] = None,
+) -> None:
+    """The embedded default job: sweeps/smoke.yaml (a small tau x seed sweep on a locally made
+    PointMaze dataset) on a local Ray, W&B offline, then prints the result table."""
+    import yaml
+
+    from iql_sweep.spec import validate_spec
+    from iql_sweep.sweep import run_sweep
+
+    spec_file = Path(__file__).resolve().parent.parent / "sweeps" / DEMO_SPEC
+    if not spec_file.is_file():
+        _fail(FileNotFoundError(f"the embedded default spec {spec_file} is missing"))
+    raw = yaml.safe_load(spec_file.read_text())
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    raw["name"] = f"{raw['name']}-{stamp}"
+    if output is not None:
+        raw["output"] = str(output)
+    try:
+        spec = validate_spec(raw)
+        experiment = run_sweep(spec, console=console)
+        _finish_sweep(experiment)
+    except IQLSweepError as err:
+        _fail(err)
 
 
 def main() -> None:  # pragma: no cover - console entry point

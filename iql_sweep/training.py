@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -62,8 +63,12 @@ class RunSettings:
                 raise ConfigError(
                     f"--{name.replace('_', '-')}: must be a positive integer (got {value!r})"
                 )
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise ConfigError(f"--checkpoint-every: must be positive (got {self.checkpoint_every})")
+        every = self.checkpoint_every
+        if every is not None and (every < 1 or every % self.eval_every):
+            raise ConfigError(
+                f"checkpoint_every: must be a positive multiple of eval_every "
+                f"({self.eval_every}); got {every}"
+            )
 
 
 @dataclass
@@ -116,12 +121,12 @@ class MetricsLog:
         self.out_dir = out_dir
         self.rows: list[dict[str, Any]] = []
 
-    def restore(self, up_to_step: int) -> None:
-        if self.out_dir is None or not (self.out_dir / "metrics.jsonl").is_file():
-            return
-        lines = (self.out_dir / "metrics.jsonl").read_text().splitlines()
-        self.rows = [r for r in map(json.loads, filter(None, lines)) if r["step"] <= up_to_step]
-        self._rewrite()
+    def restore(self, rows: list[dict[str, Any]]) -> None:
+        """Continue from the rows a checkpoint holds (later rows of a crashed run are dropped)."""
+        self.rows = [dict(r) for r in rows]
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._rewrite()
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -143,12 +148,17 @@ def train(
     overrides: dict[str, Any] | None = None,
     resume: bool = True,
     data: Transitions | None = None,
+    initial_state: dict[str, Any] | None = None,
+    on_evaluation: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
 ) -> TrainSummary:
     """Train IQL on a local Minari dataset, evaluating every ``eval_every`` steps.
 
     With ``out_dir``, writes ``metrics.jsonl``/``metrics.csv``, ``config.json`` and an
     exact-resume ``checkpoint.pt`` (at every evaluation, or every ``checkpoint_every`` steps, and
     at the end); an existing checkpoint there is resumed when ``resume`` is true.
+    ``initial_state`` resumes from a checkpoint held elsewhere (Ray Tune's);
+    ``on_evaluation(row, state)`` is called after every evaluation, with the checkpoint state
+    when one is due (else None).
     """
     settings.validate()
     config = build_config(settings.dataset_id, preset, settings.steps, overrides or {})
@@ -173,14 +183,17 @@ def train(
                     f"--out: {out} holds a checkpoint of a run with other hyper-parameters "
                     f"({', '.join(changed)}); resume with the same settings or use another --out"
                 )
-            restore_training_state(state, agent, sampler)
-            log.restore(agent.step)
+            initial_state = state
         out.mkdir(parents=True, exist_ok=True)
         run_info = {**asdict(settings), "out_dir": str(out)}
         preset_name = preset or preset_for_dataset(settings.dataset_id)
         (out / "config.json").write_text(
             json.dumps({"iql": resolved, "run": run_info, "preset": preset_name}, indent=2)
         )
+
+    if initial_state is not None:
+        extra = restore_training_state(initial_state, agent, sampler)
+        log.restore(extra.get("rows", []))
 
     ckpt_every = settings.checkpoint_every or settings.eval_every
     sums = {k: torch.zeros((), device=device) for k in METRIC_KEYS}
@@ -228,9 +241,14 @@ def train(
                 )
                 sums = {k: torch.zeros((), device=device) for k in METRIC_KEYS}
                 count = 0
-            if out is not None and (step % ckpt_every == 0 or step == settings.steps):
-                atomic_torch_save(training_state(agent, sampler), out / CHECKPOINT_NAME)
             if is_eval:
+                state = None
+                if step % ckpt_every == 0 or step == settings.steps:
+                    state = training_state(agent, sampler, {"rows": log.rows})
+                    if out is not None:
+                        atomic_torch_save(state, out / CHECKPOINT_NAME)
+                if on_evaluation is not None:
+                    on_evaluation(row, state)
                 interval_start = time.perf_counter()
             advance(1, info)
     return summarize(settings.dataset_id, log.rows, out, time.perf_counter() - wall_start)

@@ -1,0 +1,224 @@
+"""Result tables of a (complete or partial) sweep: long, summary and tau x beta pivots.
+
+"last" is each trial's final evaluation, "best" its maximum over evaluations (CORL reports both);
+means and standard deviations are over seeds.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iql_sweep.errors import ConfigError
+
+REPORT_DIR = "report"
+KEYS = ["dataset", "expectile", "beta"]
+
+
+@dataclass
+class SweepResults:
+    """Everything the report is built from."""
+
+    trials: pd.DataFrame  # one row per trial
+    history: pd.DataFrame  # one row per (trial, evaluation)
+    extra_keys: list[str]  # other searched hyper-parameters
+
+
+def _error_reason(trial_path: Path) -> str | None:
+    error = trial_path / "error.txt"
+    if not error.is_file():
+        return None
+    lines = [ln.strip() for ln in error.read_text().splitlines() if ln.strip()]
+    causes = [ln for ln in lines if "Error" in ln.split(":")[0]]
+    return (causes[-1] if causes else lines[-1])[:500] if lines else "failed"
+
+
+def load_results(experiment: Path) -> SweepResults:
+    """Read a Ray Tune experiment folder into pandas, without starting Ray."""
+    from ray.tune import ExperimentAnalysis
+
+    from iql_sweep.trainable import resolved_config
+
+    experiment = Path(experiment).resolve()
+    if not experiment.is_dir():
+        raise ConfigError(f"EXPERIMENT_DIR: no such folder {experiment}")
+    try:
+        analysis = ExperimentAnalysis(str(experiment), default_metric="score", default_mode="max")
+    except Exception as err:  # noqa: BLE001 - Ray raises several types for an unreadable folder
+        raise ConfigError(
+            f"EXPERIMENT_DIR: {experiment} is not a Ray Tune experiment ({err})"
+        ) from err
+    # Hyper-parameters that vary across trials besides tau and beta get their own columns.
+    values: dict[str, set[str]] = {}
+    for trial in analysis.trials:
+        for key, value in trial.config.get("iql", {}).items():
+            values.setdefault(key, set()).add(repr(value))
+    searched = {k for k, v in values.items() if len(v) > 1}
+    rows, histories = [], []
+    for trial in analysis.trials:
+        cfg = resolved_config(trial.config)
+        path = Path(trial.path)
+        hist = analysis.trial_dataframes.get(trial.trial_id)
+        if hist is None or hist.empty or "step" not in hist:
+            hist = pd.DataFrame(columns=["step", "score"])
+        # A restored trial re-runs the iterations after its last checkpoint: keep the last copy.
+        hist = hist.drop_duplicates("step", keep="last").sort_values("step")
+        row: dict[str, Any] = {
+            "trial_id": trial.trial_id,
+            "dataset": trial.config["dataset"],
+            "expectile": cfg.expectile,
+            "beta": cfg.beta,
+            "seed": trial.config["seed"],
+            **{k: getattr(cfg, k) for k in sorted(searched - {"expectile", "beta"})},
+            "status": trial.status,
+            "error": _error_reason(path) if trial.status == "ERROR" else None,
+            "steps_done": int(hist["step"].max()) if len(hist) else 0,
+            "steps_planned": int(trial.config["run"]["steps"]),
+            "evaluations": len(hist),
+            "last_score": float(hist["score"].iloc[-1]) if len(hist) else np.nan,
+            "best_score": float(hist["score"].max()) if len(hist) else np.nan,
+            "last_return": float(hist["return_mean"].iloc[-1]) if "return_mean" in hist else np.nan,
+            "wall_seconds": float(hist["time_total_s"].iloc[-1])
+            if "time_total_s" in hist
+            else np.nan,
+            "trial_dir": path.name,
+        }
+        rows.append(row)
+        if len(hist):
+            h = hist[["step", "score"]].copy()
+            for k in ("trial_id", "dataset", "expectile", "beta", "seed"):
+                h[k] = row[k]
+            histories.append(h)
+    trials = pd.DataFrame(rows)
+    if not trials.empty:
+        trials = trials.sort_values(["dataset", "expectile", "beta", "seed"], kind="stable")
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    return SweepResults(
+        trials.reset_index(drop=True), history, sorted(searched - {"expectile", "beta"})
+    )
+
+
+def summarize(results: SweepResults) -> pd.DataFrame:
+    """Mean +- std over seeds of the last and best score per dataset x tau x beta (x others)."""
+    keys = KEYS + [k for k in results.extra_keys if k != "max_steps"]
+    done = results.trials[results.trials["evaluations"] > 0]
+    if done.empty:
+        return pd.DataFrame(columns=[*keys, "last_mean", "last_std", "best_mean", "best_std"])
+    grouped = done.groupby(keys, dropna=False)
+    summary = grouped.agg(
+        last_mean=("last_score", "mean"),
+        last_std=("last_score", "std"),
+        best_mean=("best_score", "mean"),
+        best_std=("best_score", "std"),
+        seeds=("seed", "nunique"),
+        complete=("status", lambda s: int((s == "TERMINATED").sum())),
+    ).reset_index()
+    summary[["last_std", "best_std"]] = summary[["last_std", "best_std"]].fillna(0.0)
+    return summary
+
+
+def pivot(summary: pd.DataFrame, column: str = "last_mean") -> pd.DataFrame:
+    """tau x beta per dataset, plus an 'overall' block (mean over datasets)."""
+    if summary.empty:
+        return pd.DataFrame()
+    table = summary.pivot_table(index=["dataset", "expectile"], columns="beta", values=column)
+    overall = summary.groupby(["expectile", "beta"])[column].mean().unstack("beta")
+    overall.index = pd.MultiIndex.from_product(
+        [["overall"], overall.index], names=table.index.names
+    )
+    return pd.concat([table, overall])
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    """Per dataset (and overall) a tau x beta table of 'last mean ± std (best mean)'."""
+    if summary.empty:
+        return "_no trial has reported an evaluation yet_\n"
+    parts = []
+    blocks = [(d, g) for d, g in summary.groupby("dataset")]
+    if len(blocks) > 1:
+        overall = (
+            summary.groupby(["expectile", "beta"])
+            .agg(
+                last_mean=("last_mean", "mean"),
+                last_std=("last_std", "mean"),
+                best_mean=("best_mean", "mean"),
+                seeds=("seeds", "min"),
+            )
+            .reset_index()
+        )
+        blocks.append(("overall (mean over datasets)", overall))
+    for name, group in blocks:
+        betas = sorted(group["beta"].unique())
+        lines = [f"### {name}", "", "| τ \\ β | " + " | ".join(f"{b:g}" for b in betas) + " |"]
+        lines.append("|---" * (len(betas) + 1) + "|")
+        for tau, g in group.groupby("expectile"):
+            cells = []
+            for b in betas:
+                cell = g[g["beta"] == b]
+                if cell.empty:
+                    cells.append("")
+                    continue
+                r = cell.iloc[0]
+                best = f"best {r.best_mean:.1f}, n={int(r.seeds)}"
+                cells.append(f"{r.last_mean:.1f} ± {r.last_std:.1f} ({best})")
+            lines.append(f"| {tau:g} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    legend = (
+        "Cells: mean ± std over seeds of the last evaluation's normalised score; "
+        "best = mean over seeds of each seed's best evaluation."
+    )
+    return "\n\n".join(parts) + "\n\n" + legend + "\n"
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class ReportFiles:
+    folder: Path
+    markdown: str
+    trials: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def write_report(experiment: Path) -> ReportFiles:
+    """Write trials.csv, summary.csv, pivot_last.csv, pivot_best.csv, report.md and the plots."""
+    from iql_sweep.figures import sweep_plots
+
+    results = load_results(experiment)
+    summary = summarize(results)
+    folder = Path(experiment).resolve() / REPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / "trials.csv", lambda p: results.trials.to_csv(p, index=False))
+    _atomic_write(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    _atomic_write(folder / "pivot_last.csv", lambda p: pivot(summary, "last_mean").to_csv(p))
+    _atomic_write(folder / "pivot_best.csv", lambda p: pivot(summary, "best_mean").to_csv(p))
+    if not results.history.empty:
+        _atomic_write(folder / "curves.csv", lambda p: results.history.to_csv(p, index=False))
+    text = markdown(summary)
+    failed = results.trials[results.trials["status"] == "ERROR"]
+    if not failed.empty:
+        text += (
+            "\nFailed trials:\n\n"
+            + "\n".join(f"- {r.trial_dir}: {r.error}" for r in failed.itertuples())
+            + "\n"
+        )
+    _atomic_write(folder / "report.md", lambda p: Path(p).write_text(text))
+    sweep_plots.plot_tau_ablation(summary, folder / "tau_ablation.png")
+    sweep_plots.plot_heatmaps(summary, folder / "heatmap.png")
+    sweep_plots.plot_learning_curves(results.history, folder / "learning_curves.png")
+    return ReportFiles(folder, text, results.trials, summary)

@@ -1,0 +1,309 @@
+"""The YAML sweep spec: a pydantic model, and validation that names the YAML path of each problem.
+
+A spec (see ``sweeps/*.yaml``)::
+
+    name: tau_ablation
+    datasets: [iql-sweep/pointmaze/medium-v0]
+    preset: maze                 # optional; default: the preset that fits each dataset
+    iql: {batch_size: 256}       # fixed overrides of any IQL hyper-parameter
+    search:
+      grid: {expectile: [0.5, 0.7, 0.9], beta: [3.0], seed: [0, 1, 2]}
+      # or: optuna: {num_samples: 20, params: {expectile: {type: uniform, low: 0.5, high: 0.95}}}
+      scheduler: {type: asha, grace_period: 2, reduction_factor: 3}   # optional
+    training: {steps: 200000, eval_every: 5000, eval_episodes: 10, checkpoint_every: 10000}
+    resources: {cpus_per_trial: 1, gpus_per_trial: 0.25, max_concurrent_trials: 4, max_failures: 1}
+    wandb: {mode: offline, project: iql-sweep, entity: null, group: null, tags: []}
+    output: results              # relative paths are resolved against the current directory
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from iql_sweep.errors import ConfigError
+from iql_sweep.iql.config import PRESETS, IQLConfig
+
+#: Search dimensions that are not IQL hyper-parameters.
+RUN_KEYS = ("seed",)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Distribution(StrictModel):
+    """An Optuna search distribution."""
+
+    type: Literal["uniform", "loguniform", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Distribution:
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a 'choice' distribution needs a non-empty 'values' list")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError(f"a '{self.type}' distribution needs 'low' and 'high'")
+            if not self.low < self.high:
+                raise ValueError(f"'low' ({self.low}) must be below 'high' ({self.high})")
+            if self.type == "loguniform" and self.low <= 0:
+                raise ValueError("a 'loguniform' distribution needs 'low' > 0")
+        return self
+
+
+class OptunaSearch(StrictModel):
+    """Optuna TPE over distributions, with a sample budget."""
+
+    num_samples: int = Field(ge=1)
+    params: dict[str, Distribution] = Field(min_length=1)
+    seed: int = 0
+
+
+class Scheduler(StrictModel):
+    """ASHA early stopping; ``grace_period`` counts evaluations."""
+
+    type: Literal["asha"] = "asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1.0)
+
+
+class Search(StrictModel):
+    """Exactly one of ``grid`` (lists of values) or ``optuna``."""
+
+    grid: dict[str, list[Any]] | None = None
+    optuna: OptunaSearch | None = None
+    scheduler: Scheduler | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Search:
+        if (self.grid is None) == (self.optuna is None):
+            raise ValueError("give exactly one of 'grid' or 'optuna'")
+        return self
+
+
+class Training(StrictModel):
+    steps: int = Field(ge=1)
+    eval_every: int = Field(ge=1)
+    eval_episodes: int = Field(10, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1)
+
+
+class Resources(StrictModel):
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    max_failures: int = Field(1, ge=0)
+
+
+class WandbSettings(StrictModel):
+    mode: Literal["online", "offline", "disabled"] = "offline"
+    project: str = "iql-sweep"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class SweepSpec(StrictModel):
+    """A whole sweep; see the module docstring for the YAML shape."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1)
+    datasets: list[str] = Field(min_length=1)
+    preset: str | None = None
+    iql: dict[str, Any] = Field(default_factory=dict)
+    search: Search
+    training: Training
+    resources: Resources = Field(default_factory=Resources)
+    wandb: WandbSettings = Field(default_factory=WandbSettings)
+    output: str = "results"
+    seed: int = 0
+
+    def output_dir(self, base: Path | None = None) -> Path:
+        """The Ray storage path, a relative ``output`` resolved against ``base`` (default: cwd)."""
+        path = Path(self.output).expanduser()
+        return path if path.is_absolute() else (base or Path.cwd()) / path
+
+    def experiment_dir(self, base: Path | None = None) -> Path:
+        return self.output_dir(base) / self.name
+
+    def smoke(self) -> SweepSpec:
+        """A tiny version for checking a spec end to end: 2 values per grid dimension, 2 Optuna
+        samples, 60 steps, evaluations every 30 steps on 2 episodes."""
+        data = self.model_dump(mode="json")
+        data["training"] = {"steps": 60, "eval_every": 30, "eval_episodes": 2}
+        data["iql"] = {**data["iql"], "batch_size": 32, "hidden_dims": [32, 32]}
+        if data["search"]["grid"] is not None:
+            data["search"]["grid"] = {k: v[:2] for k, v in data["search"]["grid"].items()}
+        else:
+            data["search"]["optuna"]["num_samples"] = 2
+        data["search"]["scheduler"] = None
+        data["name"] = f"{self.name}-smoke"
+        return SweepSpec(**data)
+
+
+def _yaml_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (remove it or check its spelling)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _value_problems(key: str, value: Any) -> list[str]:
+    """What is wrong with one IQL hyper-parameter value (empty when it is valid)."""
+    try:
+        IQLConfig(**{key: value})
+    except ValidationError as err:
+        return [f"{_describe(e)} (got {value!r})" for e in err.errors()]
+    return []
+
+
+def _iql_value_errors(values: dict[str, Any], prefix: str) -> list[str]:
+    """Check IQL overrides field by field against IQLConfig's rules."""
+    problems = []
+    for key, value in values.items():
+        if key not in IQLConfig.model_fields:
+            allowed = ", ".join(sorted(IQLConfig.model_fields))
+            problems.append(f"{prefix}.{key}: unknown IQL hyper-parameter; allowed: {allowed}")
+            continue
+        problems += [f"{prefix}.{key}: {p}" for p in _value_problems(key, value)]
+    return problems
+
+
+def _search_errors(spec: SweepSpec) -> list[str]:
+    problems = []
+    search = spec.search
+    fields = IQLConfig.model_fields
+    allowed = ", ".join(sorted([*fields, *RUN_KEYS]))
+    if search.grid is not None:
+        if not search.grid:
+            problems.append("search.grid: give at least one dimension, e.g. expectile: [0.7]")
+        for key, values in search.grid.items():
+            where = f"search.grid.{key}"
+            if not values:
+                problems.append(f"{where}: empty list; give at least one value")
+            elif key in RUN_KEYS:
+                for i, v in enumerate(values):
+                    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                        problems.append(
+                            f"{where}[{i}]: seeds are non-negative integers (got {v!r})"
+                        )
+            elif key == "max_steps":
+                problems.append(f"{where}: max_steps is set by training.steps; sweep that instead")
+            elif key not in fields:
+                problems.append(f"{where}: unknown hyper-parameter; allowed: {allowed}")
+            else:
+                for i, v in enumerate(values):
+                    problems += [f"{where}[{i}]: {p}" for p in _value_problems(key, v)]
+    if search.optuna is not None:
+        if len(spec.datasets) != 1:
+            problems.append(
+                "search.optuna: an Optuna search runs on one dataset; give one dataset per spec"
+            )
+        for key, dist in search.optuna.params.items():
+            where = f"search.optuna.params.{key}"
+            if key not in fields or key == "max_steps":
+                problems.append(f"{where}: not a searchable hyper-parameter; allowed: {allowed}")
+                continue
+            probes = dist.values if dist.type == "choice" else [dist.low, dist.high]
+            if dist.type == "int":
+                probes = [int(p) for p in probes]
+            for v in probes:
+                problems += [f"{where}: {p}" for p in _value_problems(key, v)]
+    return problems
+
+
+def _dataset_errors(spec: SweepSpec) -> list[str]:
+    from iql_sweep.data.catalog import name_for_id
+    from iql_sweep.data.minari_io import _ID_RE, local_dataset_ids, minari_root
+
+    present = set(local_dataset_ids())
+    problems = []
+    for i, dataset_id in enumerate(spec.datasets):
+        where = f"datasets[{i}]"
+        if not _ID_RE.match(dataset_id):
+            problems.append(
+                f"{where}: {dataset_id!r} is not a Minari id (namespace/name-vN, "
+                "e.g. iql-sweep/pointmaze/umaze-v0)"
+            )
+        elif dataset_id not in present and name_for_id(dataset_id) is None:
+            listing = ", ".join(sorted(present)) or "none"
+            problems.append(
+                f"{where}: {dataset_id!r} is not under the Minari root {minari_root()} and the "
+                f"project cannot make it; present: {listing}"
+            )
+    return problems
+
+
+def validate_spec(raw: Any, check_datasets: bool = True) -> SweepSpec:
+    """Parse a spec (a dict from YAML); raise ConfigError listing every problem, one per line."""
+    if not isinstance(raw, dict):
+        raise ConfigError("(top level): a sweep spec is a YAML mapping of keys to values")
+    try:
+        spec = SweepSpec(**raw)
+    except ValidationError as err:
+        lines = [f"{_yaml_path(e['loc'])}: {_describe(e)}" for e in err.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    except TypeError as err:  # keys that are not strings
+        raise ConfigError(f"(top level): {err}") from None
+    problems = []
+    if spec.preset is not None and spec.preset not in PRESETS:
+        problems.append(f"preset: unknown preset {spec.preset!r}; allowed: {', '.join(PRESETS)}")
+    problems += _iql_value_errors(spec.iql, "iql")
+    if "max_steps" in spec.iql:
+        problems.append("iql.max_steps: set by training.steps; remove it")
+    problems += _search_errors(spec)
+    if spec.training.eval_every > spec.training.steps:
+        problems.append(
+            f"training.eval_every: {spec.training.eval_every} exceeds training.steps "
+            f"({spec.training.steps}); there would be no evaluation before the end"
+        )
+    every = spec.training.checkpoint_every
+    if every is not None and every % spec.training.eval_every:
+        problems.append(
+            f"training.checkpoint_every: must be a multiple of training.eval_every "
+            f"({spec.training.eval_every}); got {every}"
+        )
+    if spec.search.scheduler is not None and spec.training.steps // spec.training.eval_every < 2:
+        problems.append("search.scheduler: ASHA needs at least 2 evaluations per trial")
+    if check_datasets:
+        problems += _dataset_errors(spec)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return spec
+
+
+def load_spec(path: str | Path, check_datasets: bool = True) -> SweepSpec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"SPEC: no such file {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"SPEC: {path} is not valid YAML: {err}") from None
+    return validate_spec(raw, check_datasets=check_datasets)
+
+
+def trial_count(spec: SweepSpec) -> int:
+    """How many trials the search makes (grid: the product over datasets and every dimension)."""
+    if spec.search.optuna is not None:
+        return spec.search.optuna.num_samples * len(spec.datasets)
+    return len(spec.datasets) * math.prod(len(v) for v in (spec.search.grid or {}).values())

@@ -1,0 +1,248 @@
+"""Running a sweep spec on Ray Tune: param space, search, scheduler, resources, resume."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from iql_sweep.errors import ConfigError
+from iql_sweep.spec import SweepSpec, load_spec, trial_count, validate_spec
+
+SPEC_COPY = "sweep_spec.yaml"
+#: Variables a trial needs from the driver's environment (also on an existing cluster).
+FORWARDED_ENV = ("MINARI_DATASETS_PATH", "IQL_SWEEP_CACHE", "WANDB_API_KEY")
+
+logger = logging.getLogger(__name__)
+
+
+def _distribution(dist) -> Any:
+    from ray import tune
+
+    if dist.type == "uniform":
+        return tune.uniform(dist.low, dist.high)
+    if dist.type == "loguniform":
+        return tune.loguniform(dist.low, dist.high)
+    if dist.type == "int":
+        return tune.randint(int(dist.low), int(dist.high) + 1)
+    return tune.choice(dist.values)
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    """The Tune param space: datasets and grid dimensions as grid searches, or Optuna
+    distributions; fixed overrides and run settings as constants."""
+    from ray import tune
+
+    grid = dict(spec.search.grid or {})
+    seeds = grid.pop("seed", None)
+    if spec.search.optuna is not None:
+        iql = {**spec.iql, **{k: _distribution(d) for k, d in spec.search.optuna.params.items()}}
+    else:
+        iql = {**spec.iql, **{k: tune.grid_search(v) for k, v in grid.items()}}
+    datasets = spec.datasets
+    return {
+        "dataset": tune.grid_search(datasets) if len(datasets) > 1 else datasets[0],
+        "seed": tune.grid_search(seeds) if seeds else spec.seed,
+        "preset": spec.preset,
+        "iql": iql,
+        "sweep": spec.name,
+        "run": {
+            "steps": spec.training.steps,
+            "eval_every": spec.training.eval_every,
+            "eval_episodes": spec.training.eval_episodes,
+            "checkpoint_every": spec.training.checkpoint_every,
+            "cpus_per_trial": spec.resources.cpus_per_trial,
+            "gpus_per_trial": spec.resources.gpus_per_trial,
+        },
+    }
+
+
+def trial_dirname(trial) -> str:
+    """Short, readable trial folders: dataset, tau, beta, seed and the trial id."""
+    from iql_sweep.trainable import resolved_config
+
+    cfg = resolved_config(trial.config)
+    name = trial.config["dataset"].split("/")[-1]
+    return (
+        f"{name}_tau{cfg.expectile:g}_beta{cfg.beta:g}_seed{trial.config['seed']}_{trial.trial_id}"
+    )
+
+
+def _trainable(spec: SweepSpec):
+    from ray import tune
+
+    from iql_sweep.trainable import iql_trial
+
+    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    return tune.with_resources(iql_trial, resources)
+
+
+def _run_config(spec: SweepSpec, storage: Path):
+    from ray import tune
+    from ray.tune import CLIReporter
+
+    from iql_sweep.wandb_logging import WandbTrialLogger
+
+    reporter = CLIReporter(
+        parameter_columns={
+            "dataset": "dataset",
+            "iql/expectile": "tau",
+            "iql/beta": "beta",
+            "seed": "seed",
+        },
+        metric_columns={"step": "step", "score": "score", "q_loss": "Q loss"},
+        max_report_frequency=30,
+        sort_by_metric=False,
+    )
+    return tune.RunConfig(
+        name=spec.name,
+        storage_path=str(storage),
+        failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[WandbTrialLogger(spec.wandb, spec.name, storage / spec.name)],
+        progress_reporter=reporter,
+        verbose=1,
+    )
+
+
+def build_tuner(spec: SweepSpec, storage: Path):
+    """A fresh Tuner for a spec; ``storage`` is the absolute output folder."""
+    from ray import tune
+
+    search_alg, num_samples = None, 1
+    if spec.search.optuna is not None:
+        from ray.tune.search.optuna import OptunaSearch
+
+        search_alg = OptunaSearch(seed=spec.search.optuna.seed)
+        num_samples = spec.search.optuna.num_samples
+    scheduler = None
+    if spec.search.scheduler is not None:
+        from ray.tune.schedulers import ASHAScheduler
+
+        s = spec.search.scheduler
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=max(1, spec.training.steps // spec.training.eval_every),
+            grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor,
+        )
+    tune_config = tune.TuneConfig(
+        metric="score",
+        mode="max",
+        num_samples=num_samples,
+        search_alg=search_alg,
+        scheduler=scheduler,
+        max_concurrent_trials=spec.resources.max_concurrent_trials,
+        trial_dirname_creator=trial_dirname,
+        reuse_actors=False,
+    )
+    return tune.Tuner(
+        _trainable(spec),
+        param_space=param_space(spec),
+        tune_config=tune_config,
+        run_config=_run_config(spec, storage),
+    )
+
+
+def prepare_datasets(spec: SweepSpec, console: Console) -> None:
+    """Make the missing datasets the project can generate; others were checked by validation."""
+    from iql_sweep.data.catalog import ensure_dataset
+
+    for dataset_id in spec.datasets:
+        console.print(f"dataset {dataset_id}: ", end="")
+        report = ensure_dataset(dataset_id, progress=False)
+        if report is None:
+            console.print("present")
+        else:
+            console.print(
+                f"was missing; made it ({report.steps} steps, {report.episodes} episodes)"
+            )
+
+
+def init_ray(address: str | None, spec: SweepSpec) -> None:
+    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray; trials get the
+    driver's dataset and cache locations."""
+    import ray
+
+    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True}
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(include_dashboard=False, **kwargs)
+
+
+def _quiet_ray_output() -> None:
+    # The legacy reporter prints the trial table with tau/beta/score columns we choose.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def run_sweep(
+    spec: SweepSpec,
+    address: str | None = None,
+    base: Path | None = None,
+    console: Console | None = None,
+) -> Path:
+    """Run a validated spec to the end; returns the experiment folder."""
+    console = console or Console()
+    storage = spec.output_dir(base).resolve()
+    experiment = storage / spec.name
+    if (experiment / SPEC_COPY).exists():
+        raise ConfigError(
+            f"output: {experiment} already holds a sweep; continue it with "
+            f"'iql-sweep resume {experiment}', or change name/output"
+        )
+    prepare_datasets(spec, console)
+    experiment.mkdir(parents=True, exist_ok=True)
+    (experiment / SPEC_COPY).write_text(
+        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    )
+    console.print(f"sweep {spec.name}: {trial_count(spec)} trials -> {experiment}")
+    _quiet_ray_output()
+    init_ray(address, spec)
+    build_tuner(spec, storage).fit()
+    return experiment
+
+
+def resume_sweep(
+    experiment: Path, address: str | None = None, console: Console | None = None
+) -> Path:
+    """Continue an interrupted sweep from its last checkpoints; finished trials are kept."""
+    from ray import tune
+
+    console = console or Console()
+    experiment = Path(experiment).resolve()
+    spec_file = experiment / SPEC_COPY
+    if not spec_file.is_file():
+        raise ConfigError(f"EXPERIMENT_DIR: {experiment} holds no sweep ({SPEC_COPY} is missing)")
+    spec = validate_spec(yaml.safe_load(spec_file.read_text()), check_datasets=False)
+    if not tune.Tuner.can_restore(str(experiment)):
+        raise ConfigError(
+            f"EXPERIMENT_DIR: {experiment} has no Ray Tune state to resume (the sweep stopped "
+            "before its first trial started); remove the folder and run the spec again"
+        )
+    _quiet_ray_output()
+    init_ray(address, spec)
+    tuner = tune.Tuner.restore(
+        str(experiment),
+        trainable=_trainable(spec),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+    console.print(f"resuming {experiment}")
+    tuner.fit()
+    return experiment
+
+
+def load_spec_for_run(path: Path, smoke: bool) -> SweepSpec:
+    """Validate a spec file (and shrink it with ``--smoke``) before Ray starts."""
+    spec = load_spec(path)
+    return spec.smoke() if smoke else spec

@@ -1,0 +1,152 @@
+"""One W&B run per trial, written from the driver into the experiment folder.
+
+The runs are opened in the driver process (not in Ray actors), so the W&B mode is the one the
+spec asks for on any cluster, and the files land in ``<experiment>/wandb/`` beside the results
+(``folder`` is the experiment folder; W&B adds the ``wandb`` level itself).
+With no API key, ``online`` falls back to ``offline`` (sync later with ``wandb sync``); any W&B
+error is logged and that trial continues unlogged: W&B never fails a sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from iql_sweep.spec import WandbSettings
+
+logger = logging.getLogger(__name__)
+
+#: Metrics sent to W&B at every evaluation.
+LOGGED_METRICS = (
+    "score",
+    "normalized_score",
+    "normalized_score_std",
+    "return_mean",
+    "return_std",
+    "value_loss",
+    "q_loss",
+    "actor_loss",
+    "advantage_mean",
+    "awr_clip_fraction",
+    "v_mean",
+    "q_mean",
+    "actor_lr",
+    "updates_per_second",
+)
+
+
+def has_api_key() -> bool:
+    """A W&B key in the environment or in ~/.netrc (what ``wandb login`` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def effective_mode(requested: str) -> str:
+    """The mode runs are written in: ``online`` without a key becomes ``offline``."""
+    if requested == "online" and not has_api_key():
+        logger.warning("W&B: no API key found; writing runs offline (sync later: wandb sync)")
+        return "offline"
+    return requested
+
+
+def wandb_group(settings: WandbSettings, sweep: str, dataset: str) -> str:
+    """The spec's group, else one group per sweep and dataset."""
+    return settings.group or f"{sweep}--{dataset.replace('/', '-')}"
+
+
+class WandbTrialLogger(Callback):
+    """Ray Tune callback: opens, feeds and closes one W&B run per trial."""
+
+    def __init__(self, settings: WandbSettings, sweep: str, folder: Path):
+        self.settings = settings
+        self.sweep = sweep
+        self.folder = Path(folder)
+        self.mode = effective_mode(settings.mode)
+        self._runs: dict[str, Any] = {}
+
+    def _open(self, trial) -> Any | None:
+        if self.mode == "disabled":
+            return None
+        if trial.trial_id in self._runs:
+            return self._runs[trial.trial_id]
+        from iql_sweep.trainable import resolved_config
+
+        config = trial.config
+        run_config = {
+            "dataset": config["dataset"],
+            "expectile": None,
+            "beta": None,
+            "seed": config["seed"],
+            "preset": config.get("preset"),
+            "sweep": self.sweep,
+            "trial_id": trial.trial_id,
+            "run": config["run"],
+        }
+        try:
+            import wandb
+
+            resolved = resolved_config(config).model_dump(mode="json")
+            run_config.update(expectile=resolved["expectile"], beta=resolved["beta"], iql=resolved)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            run = wandb.init(
+                project=self.settings.project,
+                entity=self.settings.entity,
+                group=wandb_group(self.settings, self.sweep, config["dataset"]),
+                tags=[*self.settings.tags, self.sweep],
+                job_type="train",
+                name=str(trial),
+                id=trial.trial_id,
+                resume="allow",
+                config=run_config,
+                dir=str(self.folder),
+                mode=self.mode,
+                reinit="create_new",
+                settings=wandb.Settings(silent=True, x_disable_stats=True),
+            )
+        except Exception as err:  # noqa: BLE001 - W&B must never take the sweep down
+            logger.warning("W&B: could not start a run for trial %s: %s", trial.trial_id, err)
+            run = None
+        self._runs[trial.trial_id] = run
+        return run
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._open(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        run = self._open(trial)
+        if run is None:
+            return
+        metrics = {k: result[k] for k in LOGGED_METRICS if result.get(k) is not None}
+        try:
+            run.log(metrics, step=int(result["step"]))
+        except Exception as err:  # noqa: BLE001
+            logger.warning("W&B: could not log trial %s: %s", trial.trial_id, err)
+
+    def _finish(self, trial, exit_code: int) -> None:
+        run = self._runs.pop(trial.trial_id, None)
+        if run is None:
+            return
+        try:
+            run.finish(exit_code=exit_code)
+        except Exception as err:  # noqa: BLE001
+            logger.warning("W&B: could not close the run of trial %s: %s", trial.trial_id, err)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trial, 0)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trial, 1)
+
+    def on_experiment_end(self, trials, **info):
+        for trial in trials:
+            if trial.trial_id in self._runs:
+                self._finish(trial, 0 if trial.status == "TERMINATED" else 1)
