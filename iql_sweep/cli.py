@@ -220,6 +220,7 @@ def report(
 @app.command()
 def demo(
     output: Annotated[Path | None, typer.Option(help="Output folder (default: ./results).")] = None,
+    smoke: Annotated[bool, typer.Option(help="The tiny version (seconds), as a check.")] = False,
 ) -> None:
     """The embedded default job: sweeps/smoke.yaml (a small tau x seed sweep on a locally made
     PointMaze dataset) on a local Ray, W&B offline, then prints the result table."""
@@ -238,7 +239,7 @@ def demo(
         raw["output"] = str(output)
     try:
         spec = validate_spec(raw)
-        experiment = run_sweep(spec, console=console)
+        experiment = run_sweep(spec.smoke() if smoke else spec, console=console)
         _finish_sweep(experiment)
     except IQLSweepError as err:
         _fail(err)

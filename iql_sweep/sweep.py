@@ -81,6 +81,22 @@ def _trainable(spec: SweepSpec):
     return tune.with_resources(iql_trial, resources)
 
 
+_SHORT_NAMES = {"expectile": "tau", "beta": "beta"}
+
+
+def progress_columns(spec: SweepSpec) -> dict[str, str]:
+    """The console table's parameter columns: only what the search varies (every column must
+    exist in every trial's config)."""
+    columns = {"dataset": "dataset"} if len(spec.datasets) > 1 else {}
+    searched = spec.search.optuna.params if spec.search.optuna else (spec.search.grid or {})
+    for key in searched:
+        if key == "seed":
+            columns["seed"] = "seed"
+        else:
+            columns[f"iql/{key}"] = _SHORT_NAMES.get(key, key)
+    return columns
+
+
 def _run_config(spec: SweepSpec, storage: Path):
     from ray import tune
     from ray.tune import CLIReporter
@@ -88,12 +104,7 @@ def _run_config(spec: SweepSpec, storage: Path):
     from iql_sweep.wandb_logging import WandbTrialLogger
 
     reporter = CLIReporter(
-        parameter_columns={
-            "dataset": "dataset",
-            "iql/expectile": "tau",
-            "iql/beta": "beta",
-            "seed": "seed",
-        },
+        parameter_columns=progress_columns(spec),
         metric_columns={"step": "step", "score": "score", "q_loss": "Q loss"},
         max_report_frequency=30,
         sort_by_metric=False,

@@ -85,12 +85,20 @@ def test_datasets_list_and_make_errors(umaze_id):
     assert unknown.exit_code == 2 and "NAME: unknown dataset" in unknown.output
 
 
-def test_demo_runs_end_to_end_and_prints_its_table(umaze_id, tmp_path):
-    out = tmp_path / "demo"
-    args = ["demo", "--steps", "40", "--eval-every", "20", "--eval-episodes", "2"]
-    result = run(*args, "--out", str(out))
-    assert result.exit_code == 0, result.output
-    assert "normalized score" in result.output and "final normalized score" in result.output
-    assert "0 = uniform random policy" in result.output
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [20, 40]
+def test_demo_runs_the_embedded_sweep_and_prints_its_table(umaze_id, tmp_path):
+    """The README's main job (smoke-sized): local Ray, the local dataset, W&B offline."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "iql_sweep.cli", "demo", "--smoke", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "τ \\ β" in out.stdout and "| 0.5 |" in out.stdout and "| 0.9 |" in out.stdout
+    (experiment,) = tmp_path.glob("smoke-*-smoke")
+    assert len(list((experiment / "wandb").glob("offline-run-*"))) == 4
+    assert (experiment / "report" / "summary.csv").is_file()

@@ -1,0 +1,177 @@
+"""Sweep-spec validation: every problem named by its YAML path, before Ray starts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from iql_sweep.cli import app
+from iql_sweep.errors import ConfigError
+from iql_sweep.spec import load_spec, trial_count, validate_spec
+
+SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
+BASE = yaml.safe_load((SWEEPS / "smoke.yaml").read_text())
+
+
+def mutate(path: str, value):
+    spec = copy.deepcopy(BASE)
+    node = spec
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return spec
+
+
+DELETE = object()
+
+INVALID = [
+    ("training.steps", "many", "training.steps: Input should be a valid integer"),
+    ("search.grid.expectile", [0.5, 1.2], "search.grid.expectile[1]: Input should be less than 1"),
+    ("search.grid.expectile", [0.0], "search.grid.expectile[0]: Input should be greater than 0"),
+    ("search.grid.beta", [-1.0], "search.grid.beta[0]: Input should be greater than or equal to 0"),
+    ("search.grid.beta", [], "search.grid.beta: empty list"),
+    ("search.grid.temperature", [1.0], "search.grid.temperature: unknown hyper-parameter"),
+    ("search.grid.seed", [0, -2], "search.grid.seed[1]: seeds are non-negative integers"),
+    ("flavour", "vanilla", "flavour: unknown key"),
+    ("training.stepz", 10, "training.stepz: unknown key"),
+    ("training.steps", DELETE, "training.steps: required key is missing"),
+    ("datasets", ["D4RL/hopper/medium-v0"], "datasets[0]: 'D4RL/hopper/medium-v0' is not under"),
+    ("datasets", ["hopper"], "datasets[0]: 'hopper' is not a Minari id"),
+    ("datasets", [], "datasets: List should have at least 1 item"),
+    ("resources.cpus_per_trial", -1, "resources.cpus_per_trial: Input should be greater than 0"),
+    ("resources.gpus_per_trial", -0.25, "resources.gpus_per_trial: Input should be greater than"),
+    ("resources.max_concurrent_trials", 0, "resources.max_concurrent_trials: Input should be"),
+    ("iql.temperature", 3, "iql.temperature: unknown IQL hyper-parameter"),
+    ("iql.beta", -1, "iql.beta: Input should be greater than or equal to 0"),
+    ("iql.batch_size", "big", "iql.batch_size: Input should be a valid integer"),
+    ("preset", "hopper", "preset: unknown preset 'hopper'"),
+    ("wandb.mode", "cloud", "wandb.mode: Input should be 'online', 'offline' or 'disabled'"),
+    ("training.checkpoint_every", 1000, "training.checkpoint_every: must be a multiple"),
+    ("training.eval_every", 20000, "training.eval_every: 20000 exceeds training.steps"),
+    ("name", "my sweep!", "name: String should match pattern"),
+    (
+        "search.optuna",
+        {"num_samples": 2, "params": {"beta": {"type": "uniform", "low": 1, "high": 2}}},
+        "search: give exactly one of 'grid' or 'optuna'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_specs_name_the_field(umaze_id, path, value, message):
+    with pytest.raises(ConfigError) as err:
+        validate_spec(mutate(path, value))
+    assert message in str(err.value), str(err.value)
+
+
+def test_optuna_problems_are_named(umaze_id):
+    spec = mutate(
+        "search",
+        {
+            "optuna": {
+                "num_samples": 3,
+                "params": {
+                    "expectile": {"type": "uniform", "low": 0.5, "high": 1.5},
+                    "beta": {"type": "loguniform", "low": 0.0, "high": 3.0},
+                    "gamma": {"type": "choice", "values": [0.9]},
+                },
+            }
+        },
+    )
+    with pytest.raises(ConfigError) as err:
+        validate_spec(spec)
+    text = str(err.value)
+    assert "search.optuna.params.beta: a 'loguniform' distribution needs 'low' > 0" in text
+    spec["search"]["optuna"]["params"].pop("beta")
+    with pytest.raises(ConfigError) as err:
+        validate_spec(spec)
+    text = str(err.value)
+    assert "search.optuna.params.expectile: Input should be less than 1 (got 1.5)" in text
+    assert "search.optuna.params.gamma: not a searchable hyper-parameter" in text
+
+
+def test_every_problem_is_reported_at_once(umaze_id):
+    spec = mutate("iql.beta", -1)
+    spec["search"]["grid"]["expectile"] = [2.0]
+    spec["resources"]["cpus_per_trial"] = 0
+    with pytest.raises(ConfigError) as err:
+        validate_spec(spec)
+    # pydantic errors come first; the field-level IQL checks follow once the shape is valid
+    assert "resources.cpus_per_trial" in str(err.value)
+    spec["resources"]["cpus_per_trial"] = 1
+    with pytest.raises(ConfigError) as err:
+        validate_spec(spec)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("iql.beta:") and lines[1].startswith("search.grid.expectile[0]:")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SWEEPS.glob("*.yaml")))
+def test_shipped_specs_are_valid(umaze_id, name):
+    spec = load_spec(SWEEPS / name)
+    assert trial_count(spec) >= 1
+
+
+def test_paper_grid_and_tau_ablation_sizes(umaze_id):
+    assert trial_count(load_spec(SWEEPS / "paper_grid.yaml")) == 3 * 3 * 3 * 5
+    tau = load_spec(SWEEPS / "tau_ablation.yaml")
+    assert tau.search.grid["expectile"] == [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+
+
+def test_relative_output_resolves_against_the_working_directory(umaze_id, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = validate_spec(BASE)
+    assert spec.experiment_dir() == tmp_path / "results" / "smoke"
+    absolute = validate_spec({**BASE, "output": "/srv/x"})
+    assert absolute.experiment_dir() == Path("/srv/x/smoke")
+
+
+def test_validate_command(umaze_id, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(mutate("search.grid.expectile", [1.5])))
+    result = CliRunner().invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert "search.grid.expectile[0]: Input should be less than 1" in result.output
+    good = CliRunner().invoke(app, ["validate", str(SWEEPS / "smoke.yaml")])
+    assert good.exit_code == 0 and "4 trials" in good.output
+    not_yaml = tmp_path / "x.yaml"
+    not_yaml.write_text("name: [unclosed")
+    assert CliRunner().invoke(app, ["validate", str(not_yaml)]).exit_code == 2
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+spec_keys = st.sampled_from(
+    ["name", "datasets", "preset", "iql", "search", "training", "resources", "wandb", "output", "x"]
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(overrides=st.dictionaries(spec_keys, json_values, max_size=4), base=st.booleans())
+def test_generated_specs_only_ever_fail_validation(umaze_id, overrides, base):
+    raw = {**(BASE if base else {}), **overrides}
+    try:
+        validate_spec(raw)
+    except ConfigError as err:
+        assert str(err).strip()

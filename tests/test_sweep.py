@@ -1,0 +1,281 @@
+"""Real sweeps on a local Ray: W&B offline files, report tables against Ray's results, plots,
+failing trials, Optuna, and resume after the driver is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import matplotlib.image
+import minari
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from minari.data_collector import EpisodeBuffer
+
+from tests.wandb_files import records, run_contents
+
+METRIC_KEYS = {
+    "normalized_score",
+    "return_mean",
+    "value_loss",
+    "q_loss",
+    "actor_loss",
+    "advantage_mean",
+    "awr_clip_fraction",
+    "updates_per_second",
+}
+
+
+def tiny_spec(name: str, datasets: list[str], search: dict, **training) -> dict:
+    return {
+        "name": name,
+        "datasets": datasets,
+        "preset": "maze",
+        "iql": {"batch_size": 32, "hidden_dims": [32, 32]},
+        "search": search,
+        "training": {"steps": 60, "eval_every": 30, "eval_episodes": 2, **training},
+        "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2, "max_failures": 1},
+        "wandb": {"mode": "offline", "project": "iql-sweep-tests"},
+        "output": "results",
+    }
+
+
+def cli(*args: str, cwd: Path, timeout: int = 420, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "iql_sweep.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "RAY_DEDUP_LOGS": "0"},
+        **popen,
+    )
+
+
+def write_spec(folder: Path, spec: dict) -> Path:
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def nan_dataset(minari_root) -> str:
+    """A genuine Minari dataset whose rewards hold NaN: its trials must fail, not the sweep."""
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i in range(3):
+        rewards = rng.normal(size=20)
+        rewards[5] = np.nan
+        episodes.append(
+            EpisodeBuffer(
+                id=i,
+                observations=rng.normal(size=(21, 6)).astype(np.float32),
+                actions=rng.uniform(-1, 1, (20, 2)).astype(np.float32),
+                rewards=rewards,
+                terminations=np.zeros(20, bool),
+                truncations=np.eye(1, 20, 19, dtype=bool)[0],
+            )
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Minari's reminders about metadata
+        minari.create_dataset_from_buffers(
+            "bad/nan-rewards-sweep-v0",
+            episodes,
+            observation_space=gym.spaces.Box(-np.inf, np.inf, (6,), np.float32),
+            action_space=gym.spaces.Box(-1, 1, (2,), np.float32),
+        )
+    return "bad/nan-rewards-sweep-v0"
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(umaze_id, nan_dataset, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("grid_sweep")
+    spec = tiny_spec(
+        "tiny",
+        [umaze_id, nan_dataset],
+        {"grid": {"expectile": [0.5, 0.9], "beta": [3.0], "seed": [0, 1]}},
+    )
+    result = cli("run", str(write_spec(folder, spec)), cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return folder / "results" / "tiny", result
+
+
+def test_sweep_reports_every_trial_and_failures(grid_sweep, umaze_id, nan_dataset):
+    experiment, result = grid_sweep
+    trials = pd.read_csv(experiment / "report" / "trials.csv")
+    assert len(trials) == 8
+    good = trials[trials["dataset"] == umaze_id]
+    bad = trials[trials["dataset"] == nan_dataset]
+    assert set(good["status"]) == {"TERMINATED"}
+    assert (good["steps_done"] == 60).all() and (good["evaluations"] == 2).all()
+    assert sorted(zip(good["expectile"], good["seed"])) == [(0.5, 0), (0.5, 1), (0.9, 0), (0.9, 1)]
+    assert set(bad["status"]) == {"ERROR"}
+    assert (
+        bad["error"].str.contains("rewards").all() and bad["error"].str.contains("non-finite").all()
+    )
+    assert (
+        "τ \\ β" in result.stdout
+        and "Failed trials" in (experiment / "report" / "report.md").read_text()
+    )
+
+
+def test_tables_agree_with_ray_tune_results(grid_sweep, umaze_id):
+    from ray.tune import ExperimentAnalysis
+
+    experiment, _ = grid_sweep
+    trials = pd.read_csv(experiment / "report" / "trials.csv")
+    analysis = ExperimentAnalysis(str(experiment), default_metric="score", default_mode="max")
+    for row in trials[trials["status"] == "TERMINATED"].itertuples():
+        history = analysis.trial_dataframes[row.trial_id]
+        assert row.last_score == pytest.approx(history["score"].iloc[-1])
+        assert row.best_score == pytest.approx(history["score"].max())
+        trial = next(t for t in analysis.trials if t.trial_id == row.trial_id)
+        assert row.expectile == trial.config["iql"]["expectile"]
+        assert row.seed == trial.config["seed"]
+    summary = pd.read_csv(experiment / "report" / "summary.csv")
+    assert len(summary) == 2 and (summary["dataset"] == umaze_id).all()
+    for s in summary.itertuples():
+        cell = trials[(trials["dataset"] == umaze_id) & (trials["expectile"] == s.expectile)]
+        assert s.last_mean == pytest.approx(cell["last_score"].mean())
+        assert s.last_std == pytest.approx(cell["last_score"].std())
+        assert s.best_mean == pytest.approx(cell["best_score"].mean())
+        assert s.seeds == 2
+    pivot = pd.read_csv(experiment / "report" / "pivot_last.csv")
+    assert "overall" in set(pivot["dataset"])
+
+
+def test_plots_are_written(grid_sweep):
+    experiment, _ = grid_sweep
+    for name in ("tau_ablation.png", "heatmap.png", "learning_curves.png"):
+        path = experiment / "report" / name
+        assert path.stat().st_size > 5000
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 200 and image.shape[1] > 200
+
+
+def test_every_trial_has_a_wandb_offline_run(grid_sweep, umaze_id):
+    experiment, _ = grid_sweep
+    trials = pd.read_csv(experiment / "report" / "trials.csv")
+    runs_root = experiment / "wandb"
+    for row in trials.itertuples():
+        dirs = list(runs_root.glob(f"offline-run-*-{row.trial_id}"))
+        assert len(dirs) == 1, (row.trial_id, sorted(p.name for p in runs_root.iterdir()))
+        run_file = dirs[0] / f"run-{row.trial_id}.wandb"
+        config, history = run_contents(run_file)
+        assert config["expectile"] == row.expectile and config["beta"] == row.beta
+        assert config["seed"] == row.seed and config["dataset"] == row.dataset
+        assert config["iql"]["hidden_dims"] == [32, 32] and config["iql"]["max_steps"] == 60
+        run_records = [r.run for r in records(run_file) if r.WhichOneof("record_type") == "run"]
+        assert run_records[0].run_group == f"tiny--{row.dataset.replace('/', '-')}"
+        exits = [
+            r.exit.exit_code for r in records(run_file) if r.WhichOneof("record_type") == "exit"
+        ]
+        if row.status == "TERMINATED":
+            assert [h["_step"] for h in history] == [30, 60]
+            assert set(history[-1]) >= METRIC_KEYS
+            assert history[-1]["score"] == pytest.approx(row.last_score)
+            assert exits == [0]
+        else:
+            assert history == [] and exits == [1]
+
+
+def test_optuna_search_stays_in_its_ranges(umaze_id, tmp_path):
+    spec = tiny_spec(
+        "opt",
+        [umaze_id],
+        {
+            "optuna": {
+                "num_samples": 3,
+                "seed": 1,
+                "params": {
+                    "expectile": {"type": "uniform", "low": 0.6, "high": 0.8},
+                    "beta": {"type": "loguniform", "low": 1.0, "high": 5.0},
+                },
+            }
+        },
+    )
+    spec["wandb"]["mode"] = "disabled"
+    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = pd.read_csv(tmp_path / "results" / "opt" / "report" / "trials.csv")
+    assert len(trials) == 3 and set(trials["status"]) == {"TERMINATED"}
+    assert trials["expectile"].between(0.6, 0.8).all() and trials["beta"].between(1.0, 5.0).all()
+    assert trials["expectile"].nunique() == 3
+    summary = pd.read_csv(tmp_path / "results" / "opt" / "report" / "summary.csv")
+    assert len(summary) == 3 and (summary["seeds"] == 1).all()
+    assert not (tmp_path / "results" / "opt" / "wandb").exists()  # mode: disabled
+
+
+def _finished_steps(experiment: Path) -> dict[str, list[int]]:
+    steps = {}
+    for result in experiment.glob("*/result.json"):
+        rows = [json.loads(x) for x in result.read_text().splitlines() if x.strip()]
+        steps[result.parent.name] = [r["step"] for r in rows]
+    return steps
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_path):
+    spec = tiny_spec(
+        "resumable",
+        [umaze_id],
+        {"grid": {"expectile": [0.5, 0.7, 0.9], "seed": [0]}},
+        steps=600,
+        eval_every=100,
+        checkpoint_every=100,
+    )
+    spec["resources"]["max_concurrent_trials"] = 1
+    spec_file = write_spec(tmp_path, spec)
+    experiment = tmp_path / "results" / "resumable"
+
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "iql_sweep.cli", "run", str(spec_file)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        steps = _finished_steps(experiment)
+        done = [t for t, s in steps.items() if s and s[-1] == 600]
+        running = [t for t, s in steps.items() if s and s[-1] < 600]
+        if done and running:
+            break
+        time.sleep(0.1)
+    else:
+        driver.kill()
+        pytest.fail(f"the sweep never reached a mid-point: {steps}")
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.wait()
+    finished = {t: (experiment / t / "result.json").read_bytes() for t in done}
+
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    for trial, content in finished.items():
+        assert (experiment / trial / "result.json").read_bytes() == content  # not rerun
+    trials = pd.read_csv(experiment / "report" / "trials.csv")
+    assert len(trials) == 3 and set(trials["status"]) == {"TERMINATED"}
+    assert (trials["steps_done"] == 600).all() and (trials["evaluations"] == 6).all()
+
+    baseline_spec = {**spec, "name": "uninterrupted"}
+    baseline = cli("run", str(write_spec(tmp_path, baseline_spec)), cwd=tmp_path)
+    assert baseline.returncode == 0, baseline.stderr[-3000:]
+    reference = pd.read_csv(tmp_path / "results" / "uninterrupted" / "report" / "trials.csv")
+    assert trials.shape == reference.shape and list(trials.columns) == list(reference.columns)
+    summary = pd.read_csv(experiment / "report" / "summary.csv")
+    reference_summary = pd.read_csv(
+        tmp_path / "results" / "uninterrupted" / "report" / "summary.csv"
+    )
+    assert summary.shape == reference_summary.shape
+    # Exact resume: the interrupted trials end where the uninterrupted ones do.
+    merged = trials.merge(reference, on=["expectile", "seed"], suffixes=("", "_ref"))
+    np.testing.assert_allclose(merged["last_score"], merged["last_score_ref"])
