@@ -97,7 +97,7 @@ def progress_columns(spec: SweepSpec) -> dict[str, str]:
     return columns
 
 
-def _run_config(spec: SweepSpec, storage: Path):
+def _run_config(spec: SweepSpec, storage: Path, callbacks: list | None = None):
     from ray import tune
     from ray.tune import CLIReporter
 
@@ -114,14 +114,18 @@ def _run_config(spec: SweepSpec, storage: Path):
         storage_path=str(storage),
         failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[WandbTrialLogger(spec.wandb, spec.name, storage / spec.name)],
+        callbacks=[
+            WandbTrialLogger(spec.wandb, spec.name, storage / spec.name),
+            *(callbacks or []),
+        ],
         progress_reporter=reporter,
         verbose=1,
     )
 
 
-def build_tuner(spec: SweepSpec, storage: Path):
-    """A fresh Tuner for a spec; ``storage`` is the absolute output folder."""
+def build_tuner(spec: SweepSpec, storage: Path, callbacks: list | None = None):
+    """A fresh Tuner for a spec; ``storage`` is the absolute output folder; ``callbacks`` are
+    extra Ray Tune callbacks."""
     from ray import tune
 
     search_alg, num_samples = None, 1
@@ -155,7 +159,7 @@ def build_tuner(spec: SweepSpec, storage: Path):
         _trainable(spec),
         param_space=param_space(spec),
         tune_config=tune_config,
-        run_config=_run_config(spec, storage),
+        run_config=_run_config(spec, storage, callbacks),
     )
 
 

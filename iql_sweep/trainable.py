@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ def trial_device(config: dict[str, Any]) -> str:
 
 def iql_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable."""
+    entered = time.time()
     run = config["run"]
     torch.set_num_threads(max(1, int(run.get("cpus_per_trial", 1))))
     settings = RunSettings(
@@ -65,6 +67,10 @@ def iql_trial(config: dict[str, Any]) -> None:
         metrics["score"] = score if score is not None else row["return_mean"]
         metrics["normalized_score"] = score if score is not None else float("nan")
         metrics["normalized_score_std"] = row["normalized_score_std"] or float("nan")
+        # When this process entered the trial, and when its first update ran (setup = data
+        # loading, agent and evaluator construction): the trial's start-up cost.
+        metrics["trial_entry_unix"] = entered
+        metrics["setup_seconds"] = time.time() - row["wall_seconds"] - entered
         if state is None:
             tune.report(metrics)
             return

@@ -91,32 +91,37 @@ class WandbTrialLogger(Callback):
             "trial_id": trial.trial_id,
             "run": config["run"],
         }
+        resolved = resolved_config(config).model_dump(mode="json")
+        run_config.update(expectile=resolved["expectile"], beta=resolved["beta"], iql=resolved)
+        kwargs = {
+            "project": self.settings.project,
+            "entity": self.settings.entity,
+            "group": wandb_group(self.settings, self.sweep, config["dataset"]),
+            "tags": [*self.settings.tags, self.sweep],
+            "job_type": "train",
+            "name": str(trial),
+            "id": trial.trial_id,
+            "resume": "allow",
+            "config": run_config,
+            "dir": str(self.folder),
+            "reinit": "create_new",
+        }
+        run = self._init(trial.trial_id, self.mode, kwargs)
+        if run is None and self.mode == "online":  # W&B unreachable: keep the run offline
+            run = self._init(trial.trial_id, "offline", kwargs)
+        self._runs[trial.trial_id] = run
+        return run
+
+    def _init(self, trial_id: str, mode: str, kwargs: dict[str, Any]) -> Any | None:
         try:
             import wandb
 
-            resolved = resolved_config(config).model_dump(mode="json")
-            run_config.update(expectile=resolved["expectile"], beta=resolved["beta"], iql=resolved)
             self.folder.mkdir(parents=True, exist_ok=True)
-            run = wandb.init(
-                project=self.settings.project,
-                entity=self.settings.entity,
-                group=wandb_group(self.settings, self.sweep, config["dataset"]),
-                tags=[*self.settings.tags, self.sweep],
-                job_type="train",
-                name=str(trial),
-                id=trial.trial_id,
-                resume="allow",
-                config=run_config,
-                dir=str(self.folder),
-                mode=self.mode,
-                reinit="create_new",
-                settings=wandb.Settings(silent=True, x_disable_stats=True),
-            )
+            settings = wandb.Settings(silent=True, x_disable_stats=True, init_timeout=60)
+            return wandb.init(mode=mode, settings=settings, **kwargs)
         except Exception as err:  # noqa: BLE001 - W&B must never take the sweep down
-            logger.warning("W&B: could not start a run for trial %s: %s", trial.trial_id, err)
-            run = None
-        self._runs[trial.trial_id] = run
-        return run
+            logger.warning("W&B (%s): could not start a run for trial %s: %s", mode, trial_id, err)
+            return None
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._open(trial)

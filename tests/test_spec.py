@@ -175,3 +175,15 @@ def test_generated_specs_only_ever_fail_validation(umaze_id, overrides, base):
         validate_spec(raw)
     except ConfigError as err:
         assert str(err).strip()
+
+
+def test_wandb_online_without_a_key_falls_back_to_offline(tmp_path, monkeypatch):
+    from iql_sweep.wandb_logging import effective_mode, has_api_key
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    assert not has_api_key()
+    assert effective_mode("online") == "offline"
+    assert effective_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert effective_mode("online") == "online"

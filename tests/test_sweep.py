@@ -258,6 +258,12 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_pa
     driver.wait()
     finished = {t: (experiment / t / "result.json").read_bytes() for t in done}
 
+    partial = cli("report", str(experiment), cwd=tmp_path)  # a report of the partial sweep
+    assert partial.returncode == 0, partial.stderr[-3000:]
+    partial_trials = pd.read_csv(experiment / "report" / "trials.csv")
+    assert (partial_trials["steps_done"] == 600).sum() == len(done)
+    assert (partial_trials["status"] != "TERMINATED").any()
+
     resumed = cli("resume", str(experiment), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     for trial, content in finished.items():
