@@ -17,25 +17,19 @@ from typing import Any
 
 from ray.tune import Callback
 
+from iql_sweep.iql.agent import METRIC_KEYS
 from iql_sweep.spec import WandbSettings
 
 logger = logging.getLogger(__name__)
 
-#: Metrics sent to W&B at every evaluation.
+#: Metrics sent to W&B at every evaluation: scores, returns, the agent's losses and speed.
 LOGGED_METRICS = (
     "score",
     "normalized_score",
     "normalized_score_std",
     "return_mean",
     "return_std",
-    "value_loss",
-    "q_loss",
-    "actor_loss",
-    "advantage_mean",
-    "awr_clip_fraction",
-    "v_mean",
-    "q_mean",
-    "actor_lr",
+    *METRIC_KEYS,
     "updates_per_second",
 )
 
