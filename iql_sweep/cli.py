@@ -176,12 +176,16 @@ def run(
     smoke: Annotated[
         bool, typer.Option(help="Tiny version of the spec, to check it end to end.")
     ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(help="Override the spec's output folder (on a cluster: shared storage)."),
+    ] = None,
 ) -> None:
     """Run a sweep spec on Ray Tune, then write and print its report."""
     from iql_sweep.sweep import load_spec_for_run, run_sweep
 
     try:
-        parsed = load_spec_for_run(spec, smoke)
+        parsed = load_spec_for_run(spec, smoke, output)
     except IQLSweepError as err:
         _spec_error(err)
     try:

@@ -257,7 +257,9 @@ def resume_sweep(
     return experiment
 
 
-def load_spec_for_run(path: Path, smoke: bool) -> SweepSpec:
-    """Validate a spec file (and shrink it with ``--smoke``) before Ray starts."""
+def load_spec_for_run(path: Path, smoke: bool, output: str | None = None) -> SweepSpec:
+    """Validate a spec file (shrunk with ``--smoke``, ``output`` overridden) before Ray starts."""
     spec = load_spec(path)
+    if output is not None:
+        spec = spec.model_copy(update={"output": output})
     return spec.smoke() if smoke else spec

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -43,6 +44,7 @@ def trial_device(config: dict[str, Any]) -> str:
 def iql_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable."""
     entered = time.time()
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial
     run = config["run"]
     torch.set_num_threads(max(1, int(run.get("cpus_per_trial", 1))))
     settings = RunSettings(
@@ -71,6 +73,7 @@ def iql_trial(config: dict[str, Any]) -> None:
         # loading, agent and evaluator construction): the trial's start-up cost.
         metrics["trial_entry_unix"] = entered
         metrics["setup_seconds"] = time.time() - row["wall_seconds"] - entered
+        metrics["node_id"] = node_id
         if state is None:
             tune.report(metrics)
             return

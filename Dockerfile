@@ -1,0 +1,15 @@
+# The project image: Ray's GPU image (same Ray version as the package) with iql-sweep installed.
+#   docker build -t iql-sweep:latest .
+FROM rayproject/ray:2.60.0-py311-gpu
+
+WORKDIR /home/ray/iql-sweep
+COPY --chown=ray:users pyproject.toml README.md ./
+COPY --chown=ray:users iql_sweep ./iql_sweep
+COPY --chown=ray:users sweeps ./sweeps
+# The base image's CUDA torch stays; only the project and its other dependencies are added.
+RUN pip install --no-cache-dir -e . \
+    && python -c "import iql_sweep, torch, minari; print('iql-sweep', iql_sweep.__version__, 'torch', torch.__version__)"
+
+ENV MINARI_DATASETS_PATH=/workspace/results/minari \
+    IQL_SWEEP_CACHE=/workspace/results/cache \
+    WANDB_MODE=offline
