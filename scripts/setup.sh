@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
 # Set-up on a fresh machine: a virtual environment in .venv with torch and the project.
 #   scripts/setup.sh          # the package and its dependencies
-#   scripts/setup.sh --dev    # plus pytest, ruff and hypothesis
+#   scripts/setup.sh --dev    # plus pytest, ruff, hypothesis, check-jsonschema, and the system
+#                             # packages the cluster-launcher test needs (openssh-server, rsync,
+#                             # netcat-openbsd; installed with apt-get when run as root)
 # torch is installed first at the version pinned here (2.13.0: on CPU-only machines of this
 # project a local CPU wheel); the package itself only asks for a range.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_PIN="${IQL_SWEEP_TORCH:-torch==2.13.0}"
 target="."
-if [[ "${1:-}" == "--dev" ]]; then target=".[dev]"; fi
+if [[ "${1:-}" == "--dev" ]]; then
+  target=".[dev]"
+  need=()
+  [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
+  command -v rsync >/dev/null || need+=(rsync)
+  command -v nc >/dev/null || need+=(netcat-openbsd)
+  if (( ${#need[@]} )); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "note: the launcher test needs ${need[*]} (install them as root)" >&2
+    fi
+  fi
+fi
 if [[ ! -x .venv/bin/python ]]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
