@@ -6,7 +6,7 @@ WORKDIR /home/ray/iql-sweep
 COPY --chown=ray:users pyproject.toml README.md ./
 COPY --chown=ray:users iql_sweep ./iql_sweep
 COPY --chown=ray:users sweeps ./sweeps
-# The base image's CUDA torch stays; only the project and its other dependencies are added.
+# Ray's image has no torch: pip brings PyPI's CUDA build of torch with the project.
 RUN pip install --no-cache-dir -e . \
     && python -c "import iql_sweep, torch, minari; print('iql-sweep', iql_sweep.__version__, 'torch', torch.__version__)"
 
