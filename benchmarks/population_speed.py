@@ -1,0 +1,93 @@
+"""Configuration-updates/s: the reference solo agent against populations trained as one set of
+kernels (K in {1, 4, 16, 64}, distinct seeds) and a 3 tau x 3 beta grid with and without shared
+critics. Contenders are interleaved over rounds; medians per contender, ratios to the solo agent.
+
+    .venv/bin/python benchmarks/population_speed.py [--rounds 3] [--seconds 4] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from iql_sweep.data.transitions import BatchSampler
+from iql_sweep.iql.agent import IQLAgent
+from iql_sweep.iql.config import make_config
+from iql_sweep.iql.population import IQLPopulation, Member
+
+OBS, ACT, N = 11, 3, 200_000
+
+
+def data() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "observations": torch.randn(N, OBS, generator=g),
+        "actions": torch.rand(N, ACT, generator=g) * 2 - 1,
+        "rewards": torch.randn(N, generator=g),
+        "next_observations": torch.randn(N, OBS, generator=g),
+        "terminals": torch.zeros(N),
+        "timeouts": torch.zeros(N),
+    }
+
+
+def solo(tensors) -> tuple[Callable[[], None], int]:
+    agent = IQLAgent(OBS, ACT, make_config("default"), seed=0)
+    sampler = BatchSampler(tensors, 256, seed=0)
+    return (lambda: agent.update(sampler.sample())), 1
+
+
+def population(tensors, members: list[Member], share: bool) -> tuple[Callable[[], None], int]:
+    pop = IQLPopulation(OBS, ACT, make_config("default"), members, tensors, share_critics=share)
+    return (lambda: pop.update(pop.sample())), len(members)
+
+
+def rate(step: Callable[[], None], configs: int, seconds: float) -> float:
+    for _ in range(3):
+        step()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+        done += 1
+    return configs * done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tensors = data()
+    grid = [Member(t, b, 0) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)]
+    contenders = {"solo IQLAgent (reference)": solo(tensors)}
+    for k in args.sizes:
+        members = [Member(0.7, 3.0, seed) for seed in range(k)]
+        contenders[f"population K={k}"] = population(tensors, members, share=False)
+    contenders["3tau x 3beta, unshared critics"] = population(tensors, grid, share=False)
+    contenders["3tau x 3beta, shared critics"] = population(tensors, grid, share=True)
+    results: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(args.rounds):
+        for name, (step, configs) in contenders.items():
+            results[name].append(rate(step, configs, args.seconds))
+    base = statistics.median(results["solo IQLAgent (reference)"])
+    unshared = statistics.median(results["3tau x 3beta, unshared critics"])
+    print(
+        f"threads {args.threads}, batch 256, 2x256 MLPs, obs {OBS}, act {ACT}; "
+        f"{args.rounds} interleaved rounds of {args.seconds:g} s"
+    )
+    print(f"{'contender':<34}{'config-updates/s':>18}{'x solo':>9}  rounds")
+    for name, values in results.items():
+        med = statistics.median(values)
+        print(f"{name:<34}{med:>18.1f}{med / base:>9.2f}  {', '.join(f'{v:.0f}' for v in values)}")
+    shared = statistics.median(results["3tau x 3beta, shared critics"])
+    print(f"shared / unshared critics on the 3x3 grid: {shared / unshared:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
