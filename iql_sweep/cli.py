@@ -149,9 +149,14 @@ def validate(spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML).")])
         parsed = load_spec(spec)
     except IQLSweepError as err:
         _spec_error(err)
+    from iql_sweep.spec import pack_size
+    from iql_sweep.sweep import pack_plan
+
+    packed = pack_size(parsed) > 1 and parsed.search.grid is not None
+    runs = len(parsed.datasets) * len(pack_plan(parsed)) if packed else trial_count(parsed)
     console.print(
-        f"[bold green]valid[/] {parsed.name}: {trial_count(parsed)} trials on "
-        f"{len(parsed.datasets)} dataset(s), output {parsed.experiment_dir()}",
+        f"[bold green]valid[/] {parsed.name}: {trial_count(parsed)} configurations in {runs} "
+        f"Ray trials on {len(parsed.datasets)} dataset(s), output {parsed.experiment_dir()}",
         highlight=False,
     )
 

@@ -39,11 +39,38 @@ def _error_reason(trial_path: Path) -> str | None:
     return (causes[-1] if causes else lines[-1])[:500] if lines else "failed"
 
 
+def _last(frame: pd.DataFrame, column: str) -> float:
+    return float(frame[column].iloc[-1]) if column in frame and len(frame) else np.nan
+
+
+def _configurations(trial, hist: pd.DataFrame, error: str | None):
+    """(id, resolved config, seed, history, status, error) per configuration of a trial: one for
+    a plain trial, one per member of a pack (metrics under ``m<k>/``)."""
+    from iql_sweep.trainable import pack_members, resolved_config
+
+    if "pack" not in trial.config:
+        cfg = resolved_config(trial.config)
+        yield trial.trial_id, cfg, trial.config["seed"], hist, trial.status, error
+        return
+    base, members = pack_members(trial.config)
+    for k, member in enumerate(members):
+        prefix = f"m{k}/"
+        columns = {c: c[len(prefix) :] for c in hist.columns if c.startswith(prefix)}
+        member_hist = hist[["step", *columns]].rename(columns=columns)
+        if "score" in member_hist:
+            member_hist = member_hist[member_hist["score"].notna()]
+        else:
+            member_hist = pd.DataFrame(columns=["step", "score"])
+        failed = prefix + "failed" in hist and len(hist) and hist[prefix + "failed"].iloc[-1] == 1
+        status = "ERROR" if failed else trial.status
+        reason = str(hist[prefix + "error"].iloc[-1]) if failed else error
+        cfg = base.model_copy(update={"expectile": member.expectile, "beta": member.beta})
+        yield f"{trial.trial_id}-m{k}", cfg, member.seed, member_hist, status, reason
+
+
 def load_results(experiment: Path) -> SweepResults:
     """Read a Ray Tune experiment folder into pandas, without starting Ray."""
     from ray.tune import ExperimentAnalysis
-
-    from iql_sweep.trainable import resolved_config
 
     experiment = Path(experiment).resolve()
     if not experiment.is_dir():
@@ -57,44 +84,46 @@ def load_results(experiment: Path) -> SweepResults:
     # Hyper-parameters that vary across trials besides tau and beta get their own columns.
     values: dict[str, set[str]] = {}
     for trial in analysis.trials:
-        for key, value in trial.config.get("iql", {}).items():
+        fixed = {**trial.config.get("iql", {}), **trial.config.get("pack", {}).get("overrides", {})}
+        for key, value in fixed.items():
             values.setdefault(key, set()).add(repr(value))
     searched = {k for k, v in values.items() if len(v) > 1}
     rows, histories = [], []
     for trial in analysis.trials:
-        cfg = resolved_config(trial.config)
         path = Path(trial.path)
         hist = analysis.trial_dataframes.get(trial.trial_id)
         if hist is None or hist.empty or "step" not in hist:
             hist = pd.DataFrame(columns=["step", "score"])
         # A restored trial re-runs the iterations after its last checkpoint: keep the last copy.
         hist = hist.drop_duplicates("step", keep="last").sort_values("step")
-        row: dict[str, Any] = {
-            "trial_id": trial.trial_id,
-            "dataset": trial.config["dataset"],
-            "expectile": cfg.expectile,
-            "beta": cfg.beta,
-            "seed": trial.config["seed"],
-            **{k: getattr(cfg, k) for k in sorted(searched - {"expectile", "beta"})},
-            "status": trial.status,
-            "error": _error_reason(path) if trial.status == "ERROR" else None,
-            "steps_done": int(hist["step"].max()) if len(hist) else 0,
-            "steps_planned": int(trial.config["run"]["steps"]),
-            "evaluations": len(hist),
-            "last_score": float(hist["score"].iloc[-1]) if len(hist) else np.nan,
-            "best_score": float(hist["score"].max()) if len(hist) else np.nan,
-            "last_return": float(hist["return_mean"].iloc[-1]) if "return_mean" in hist else np.nan,
-            "wall_seconds": float(hist["time_total_s"].iloc[-1])
-            if "time_total_s" in hist
-            else np.nan,
-            "trial_dir": path.name,
-        }
-        rows.append(row)
-        if len(hist):
-            h = hist[["step", "score"]].copy()
-            for k in ("trial_id", "dataset", "expectile", "beta", "seed"):
-                h[k] = row[k]
-            histories.append(h)
+        error = _error_reason(path) if trial.status == "ERROR" else None
+        for config_id, cfg, seed, member_hist, status, reason in _configurations(
+            trial, hist, error
+        ):
+            row: dict[str, Any] = {
+                "trial_id": config_id,
+                "dataset": trial.config["dataset"],
+                "expectile": cfg.expectile,
+                "beta": cfg.beta,
+                "seed": seed,
+                **{k: getattr(cfg, k) for k in sorted(searched - {"expectile", "beta"})},
+                "status": status,
+                "error": reason,
+                "steps_done": int(member_hist["step"].max()) if len(member_hist) else 0,
+                "steps_planned": int(trial.config["run"]["steps"]),
+                "evaluations": len(member_hist),
+                "last_score": _last(member_hist, "score"),
+                "best_score": float(member_hist["score"].max()) if len(member_hist) else np.nan,
+                "last_return": _last(member_hist, "return_mean"),
+                "wall_seconds": _last(hist, "time_total_s"),
+                "trial_dir": path.name,
+            }
+            rows.append(row)
+            if len(member_hist):
+                h = member_hist[["step", "score"]].copy()
+                for k in ("trial_id", "dataset", "expectile", "beta", "seed"):
+                    h[k] = row[k]
+                histories.append(h)
     trials = pd.DataFrame(rows)
     if not trials.empty:
         trials = trials.sort_values(["dataset", "expectile", "beta", "seed"], kind="stable")

@@ -101,6 +101,9 @@ class Resources(StrictModel):
     gpus_per_trial: float = Field(0.0, ge=0)
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(1, ge=0)
+    pack: int | Literal["auto"] = Field(
+        1, description="configurations trained together in one trial (grid searches); 'auto': 16"
+    )
 
 
 class WandbSettings(StrictModel):
@@ -283,6 +286,17 @@ def validate_spec(raw: Any, check_datasets: bool = True) -> SweepSpec:
         )
     if spec.search.scheduler is not None and spec.training.steps // spec.training.eval_every < 2:
         problems.append("search.scheduler: ASHA needs at least 2 evaluations per trial")
+    pack = spec.resources.pack
+    if isinstance(pack, int) and pack < 1:
+        problems.append(f"resources.pack: must be a positive integer or 'auto' (got {pack})")
+    if spec.search.optuna is not None and pack != 1:
+        problems.append("resources.pack: Optuna searches run one configuration per trial; use 1")
+    if (
+        pack != 1
+        and spec.iql.get("actor_dropout")
+        or (pack != 1 and spec.preset in ("kitchen", "adroit"))
+    ):
+        problems.append("resources.pack: populations do not support actor dropout yet; use 1")
     if check_datasets:
         problems += _dataset_errors(spec)
     if problems:
@@ -300,6 +314,12 @@ def load_spec(path: str | Path, check_datasets: bool = True) -> SweepSpec:
     except yaml.YAMLError as err:
         raise ConfigError(f"SPEC: {path} is not valid YAML: {err}") from None
     return validate_spec(raw, check_datasets=check_datasets)
+
+
+def pack_size(spec: SweepSpec) -> int:
+    """How many configurations one trial trains (1: unpacked)."""
+    pack = spec.resources.pack
+    return 16 if pack == "auto" else int(pack)
 
 
 def trial_count(spec: SweepSpec) -> int:

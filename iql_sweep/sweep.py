@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import yaml
 from rich.console import Console
 
 from iql_sweep.errors import ConfigError
-from iql_sweep.spec import SweepSpec, load_spec, trial_count, validate_spec
+from iql_sweep.spec import SweepSpec, load_spec, pack_size, trial_count, validate_spec
 
 SPEC_COPY = "sweep_spec.yaml"
 #: Variables a trial needs from the driver's environment (also on an existing cluster).
@@ -32,12 +33,43 @@ def _distribution(dist) -> Any:
     return tune.choice(dist.values)
 
 
+MEMBER_KEYS = ("expectile", "beta", "seed")
+
+
+def pack_plan(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Split a grid into packs: configurations that differ only in tau, beta and seed train
+    together; members sharing tau and seed sit next to each other so they share a critic."""
+    grid = dict(spec.search.grid or {})
+    member_dims = {k: grid.pop(k) for k in MEMBER_KEYS if k in grid}
+    members = [dict(zip(member_dims, v)) for v in itertools.product(*member_dims.values())]
+    members.sort(key=lambda m: (m.get("seed", spec.seed), m.get("expectile", 0.0)))
+    size = pack_size(spec)
+    packs = []
+    for values in itertools.product(*grid.values()):
+        overrides = dict(zip(grid, values))
+        for start in range(0, len(members), size):
+            chunk = [{"seed": spec.seed, **m} for m in members[start : start + size]]
+            packs.append({"members": chunk, "overrides": overrides})
+    return packs
+
+
 def param_space(spec: SweepSpec) -> dict[str, Any]:
-    """The Tune param space: datasets and grid dimensions as grid searches, or Optuna
-    distributions; fixed overrides and run settings as constants."""
+    """The Tune param space: datasets and grid dimensions as grid searches (or packs of them),
+    or Optuna distributions; fixed overrides and run settings as constants."""
     from ray import tune
 
     grid = dict(spec.search.grid or {})
+    if pack_size(spec) > 1 and spec.search.grid is not None:
+        datasets = spec.datasets
+        return {
+            "dataset": tune.grid_search(datasets) if len(datasets) > 1 else datasets[0],
+            "seed": spec.seed,
+            "preset": spec.preset,
+            "iql": dict(spec.iql),
+            "pack": tune.grid_search(pack_plan(spec)),
+            "sweep": spec.name,
+            "run": _run_settings(spec),
+        }
     seeds = grid.pop("seed", None)
     if spec.search.optuna is not None:
         iql = {**spec.iql, **{k: _distribution(d) for k, d in spec.search.optuna.params.items()}}
@@ -50,14 +82,18 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
         "preset": spec.preset,
         "iql": iql,
         "sweep": spec.name,
-        "run": {
-            "steps": spec.training.steps,
-            "eval_every": spec.training.eval_every,
-            "eval_episodes": spec.training.eval_episodes,
-            "checkpoint_every": spec.training.checkpoint_every,
-            "cpus_per_trial": spec.resources.cpus_per_trial,
-            "gpus_per_trial": spec.resources.gpus_per_trial,
-        },
+        "run": _run_settings(spec),
+    }
+
+
+def _run_settings(spec: SweepSpec) -> dict[str, Any]:
+    return {
+        "steps": spec.training.steps,
+        "eval_every": spec.training.eval_every,
+        "eval_episodes": spec.training.eval_episodes,
+        "checkpoint_every": spec.training.checkpoint_every,
+        "cpus_per_trial": spec.resources.cpus_per_trial,
+        "gpus_per_trial": spec.resources.gpus_per_trial,
     }
 
 
@@ -65,20 +101,22 @@ def trial_dirname(trial) -> str:
     """Short, readable trial folders: dataset, tau, beta, seed and the trial id."""
     from iql_sweep.trainable import resolved_config
 
-    cfg = resolved_config(trial.config)
     name = trial.config["dataset"].split("/")[-1]
-    return (
-        f"{name}_tau{cfg.expectile:g}_beta{cfg.beta:g}_seed{trial.config['seed']}_{trial.trial_id}"
-    )
+    if "pack" in trial.config:
+        return f"{name}_pack{len(trial.config['pack']['members'])}_{trial.trial_id}"
+    cfg = resolved_config(trial.config)
+    seed = trial.config["seed"]
+    return f"{name}_tau{cfg.expectile:g}_beta{cfg.beta:g}_seed{seed}_{trial.trial_id}"
 
 
 def _trainable(spec: SweepSpec):
     from ray import tune
 
-    from iql_sweep.trainable import iql_trial
+    from iql_sweep.trainable import iql_pack_trial, iql_trial
 
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
-    return tune.with_resources(iql_trial, resources)
+    packed = pack_size(spec) > 1 and spec.search.grid is not None
+    return tune.with_resources(iql_pack_trial if packed else iql_trial, resources)
 
 
 _SHORT_NAMES = {"expectile": "tau", "beta": "beta"}
@@ -88,6 +126,8 @@ def progress_columns(spec: SweepSpec) -> dict[str, str]:
     """The console table's parameter columns: only what the search varies (every column must
     exist in every trial's config)."""
     columns = {"dataset": "dataset"} if len(spec.datasets) > 1 else {}
+    if pack_size(spec) > 1 and spec.search.grid is not None:
+        return columns  # tau, beta and seed live inside each pack
     searched = spec.search.optuna.params if spec.search.optuna else (spec.search.grid or {})
     for key in searched:
         if key == "seed":

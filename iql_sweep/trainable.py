@@ -8,9 +8,11 @@ Ray restarts (retry after a failure, or ``iql-sweep resume``) continues where it
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,13 @@ import torch
 from ray import tune
 
 from iql_sweep.checkpoint import atomic_torch_save, load_checkpoint
+from iql_sweep.data.minari_io import load_transitions
+from iql_sweep.errors import TrainingDivergedError
+from iql_sweep.evaluation import Evaluator
+from iql_sweep.iql.agent import METRIC_KEYS
 from iql_sweep.iql.config import IQLConfig
-from iql_sweep.training import RunSettings, build_config, train
+from iql_sweep.iql.population import IQLPopulation, Member
+from iql_sweep.training import RunSettings, build_config, prepare_data, train
 
 CHECKPOINT_FILE = "iql_state.pt"
 
@@ -88,3 +95,102 @@ def iql_trial(config: dict[str, Any]) -> None:
         initial_state=initial_state,
         on_evaluation=report,
     )
+
+
+def pack_members(config: dict[str, Any]) -> tuple[IQLConfig, list[Member]]:
+    """The shared config of a packed trial and its members (tau, beta, seed); a member without
+    tau or beta takes the preset's."""
+    overrides = {**config.get("iql", {}), **config["pack"].get("overrides", {})}
+    base = build_config(config["dataset"], config.get("preset"), config["run"]["steps"], overrides)
+    members = [
+        Member(
+            float(m.get("expectile", base.expectile)),
+            float(m.get("beta", base.beta)),
+            int(m.get("seed", config["seed"])),
+        )
+        for m in config["pack"]["members"]
+    ]
+    return base, members
+
+
+def iql_pack_trial(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable for a pack: K configurations trained as one population.
+
+    Reports, at every evaluation, each member's metrics under ``m<k>/...`` and, for Tune's own
+    bookkeeping, ``score`` = the best live member's. A member whose losses turn non-finite is
+    marked failed (``m<k>/failed`` = 1, ``m<k>/error``) and no longer evaluated; the others go on
+    untouched (their parameters never mix with its). The trial fails only when every member has.
+    """
+    entered = time.time()
+    node_id = ray.get_runtime_context().get_node_id()
+    run = config["run"]
+    torch.set_num_threads(max(1, int(run.get("cpus_per_trial", 1))))
+    base, members = pack_members(config)
+    device = trial_device(config)
+    data = prepare_data(load_transitions(config["dataset"]), base)
+    population = IQLPopulation(
+        data.obs_dim, data.act_dim, base, members, data.to_tensors(device), device=device
+    )
+    evaluator = Evaluator(data, episodes=int(run["eval_episodes"]), seed=members[0].seed + 10_000)
+    failed: dict[int, str] = {}
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+        population.load_state_dict(state["population"])
+        failed = {int(k): v for k, v in state["failed"].items()}
+    steps, eval_every = int(run["steps"]), int(run["eval_every"])
+    ckpt_every = int(run.get("checkpoint_every") or eval_every)
+    sums = {k: torch.zeros(len(members), device=device) for k in METRIC_KEYS}
+    count, interval_start, setup = 0, time.perf_counter(), time.time() - entered
+    with closing(evaluator):
+        while population.step < steps:
+            for key, value in population.update(population.sample()).items():
+                sums[key] += value.to(device)
+            count += 1
+            step = population.step
+            if step % eval_every and step != steps:
+                continue
+            elapsed = time.perf_counter() - interval_start
+            means = {k: (v / count).cpu() for k, v in sums.items()}
+            metrics: dict[str, Any] = {"step": step, "node_id": node_id, "setup_seconds": setup}
+            live_scores = []
+            for k in range(len(members)):
+                row = {key: float(means[key][k]) for key in METRIC_KEYS}
+                bad = [key for key, value in row.items() if not math.isfinite(value)]
+                if bad and k not in failed:
+                    failed[k] = (
+                        f"TrainingDivergedError: {', '.join(bad)} became non-finite by step {step}"
+                    )
+                prefix = f"m{k}/"
+                metrics[prefix + "failed"] = int(k in failed)
+                metrics[prefix + "error"] = failed.get(k, "")
+                if k in failed:
+                    continue
+                result = evaluator(lambda o, k=k: population.act_member(o, k), device)
+                score = result.normalized_score
+                row.update(
+                    score=score if score is not None else result.mean_return,
+                    normalized_score=score if score is not None else float("nan"),
+                    normalized_score_std=result.normalized_std or float("nan"),
+                    return_mean=result.mean_return,
+                    return_std=float(result.returns.std()),
+                    updates_per_second=count / max(elapsed, 1e-9),
+                )
+                live_scores.append(row["score"])
+                metrics.update({prefix + key: value for key, value in row.items()})
+            if len(failed) == len(members):
+                raise TrainingDivergedError(
+                    f"every member of the pack diverged by step {step}: {failed[0]}"
+                )
+            metrics["score"] = max(live_scores)
+            sums = {k: torch.zeros(len(members), device=device) for k in METRIC_KEYS}
+            count = 0
+            if step % ckpt_every == 0 or step == steps:
+                state = {"population": population.state_dict(), "failed": failed}
+                with tempfile.TemporaryDirectory() as folder:
+                    atomic_torch_save(state, os.path.join(folder, CHECKPOINT_FILE))
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            else:
+                tune.report(metrics)
+            interval_start = time.perf_counter()

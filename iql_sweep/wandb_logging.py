@@ -65,46 +65,70 @@ class WandbTrialLogger(Callback):
         self.sweep = sweep
         self.folder = Path(folder)
         self.mode = effective_mode(settings.mode)
-        self._runs: dict[str, Any] = {}
+        self._runs: dict[str, list[tuple[Any, str]]] = {}
+        self._member_failed: dict[str, set[str]] = {}
 
-    def _open(self, trial) -> Any | None:
-        if self.mode == "disabled":
-            return None
-        if trial.trial_id in self._runs:
-            return self._runs[trial.trial_id]
-        from iql_sweep.trainable import resolved_config
+    def _configurations(self, trial) -> list[tuple[str, str, dict[str, Any], str]]:
+        """(run id, run name, run config, metric prefix) per configuration the trial trains:
+        one for a plain trial, one per member of a pack (its metrics under ``m<k>/``)."""
+        from iql_sweep.trainable import pack_members, resolved_config
 
         config = trial.config
-        run_config = {
+        common = {
             "dataset": config["dataset"],
-            "expectile": None,
-            "beta": None,
-            "seed": config["seed"],
             "preset": config.get("preset"),
             "sweep": self.sweep,
             "trial_id": trial.trial_id,
             "run": config["run"],
         }
-        resolved = resolved_config(config).model_dump(mode="json")
-        run_config.update(expectile=resolved["expectile"], beta=resolved["beta"], iql=resolved)
-        kwargs = {
-            "project": self.settings.project,
-            "entity": self.settings.entity,
-            "group": wandb_group(self.settings, self.sweep, config["dataset"]),
-            "tags": [*self.settings.tags, self.sweep],
-            "job_type": "train",
-            "name": str(trial),
-            "id": trial.trial_id,
-            "resume": "allow",
-            "config": run_config,
-            "dir": str(self.folder),
-            "reinit": "create_new",
-        }
-        run = self._init(trial.trial_id, self.mode, kwargs)
-        if run is None and self.mode == "online":  # W&B unreachable: keep the run offline
-            run = self._init(trial.trial_id, "offline", kwargs)
-        self._runs[trial.trial_id] = run
-        return run
+        if "pack" not in config:
+            resolved = resolved_config(config).model_dump(mode="json")
+            run_config = {**common, "seed": config["seed"], "iql": resolved}
+            run_config.update(expectile=resolved["expectile"], beta=resolved["beta"])
+            return [(trial.trial_id, str(trial), run_config, "")]
+        base, members = pack_members(config)
+        out = []
+        for k, m in enumerate(members):
+            resolved = base.model_copy(update={"expectile": m.expectile, "beta": m.beta})
+            run_config = {
+                **common,
+                "expectile": m.expectile,
+                "beta": m.beta,
+                "seed": m.seed,
+                "iql": resolved.model_dump(mode="json"),
+                "pack_member": k,
+            }
+            out.append((f"{trial.trial_id}-m{k}", f"{trial}-m{k}", run_config, f"m{k}/"))
+        return out
+
+    def _open(self, trial) -> list[tuple[Any, str]]:
+        if self.mode == "disabled":
+            return []
+        if trial.trial_id in self._runs:
+            return self._runs[trial.trial_id]
+        runs = []
+        for run_id, name, run_config, prefix in self._configurations(trial):
+            kwargs = {
+                "project": self.settings.project,
+                "entity": self.settings.entity,
+                "group": wandb_group(self.settings, self.sweep, trial.config["dataset"]),
+                "tags": [*self.settings.tags, self.sweep],
+                "job_type": "train",
+                "name": name,
+                "id": run_id,
+                "resume": "allow",
+                "config": run_config,
+                "dir": str(self.folder),
+                "reinit": "create_new",
+            }
+            run = self._init(run_id, self.mode, kwargs)
+            if run is None and self.mode == "online":  # W&B unreachable: keep the run offline
+                run = self._init(run_id, "offline", kwargs)
+            if run is not None:
+                runs.append((run, prefix))
+        self._runs[trial.trial_id] = runs
+        self._member_failed[trial.trial_id] = set()
+        return runs
 
     def _init(self, trial_id: str, mode: str, kwargs: dict[str, Any]) -> Any | None:
         try:
@@ -121,23 +145,26 @@ class WandbTrialLogger(Callback):
         self._open(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        run = self._open(trial)
-        if run is None:
-            return
-        metrics = {k: result[k] for k in LOGGED_METRICS if result.get(k) is not None}
-        try:
-            run.log(metrics, step=int(result["step"]))
-        except Exception as err:  # noqa: BLE001
-            logger.warning("W&B: could not log trial %s: %s", trial.trial_id, err)
+        for run, prefix in self._open(trial):
+            if result.get(prefix + "failed") == 1:
+                self._member_failed[trial.trial_id].add(prefix)
+            metrics = {
+                k: result[prefix + k] for k in LOGGED_METRICS if result.get(prefix + k) is not None
+            }
+            if not metrics:
+                continue
+            try:
+                run.log(metrics, step=int(result["step"]))
+            except Exception as err:  # noqa: BLE001
+                logger.warning("W&B: could not log trial %s: %s", trial.trial_id, err)
 
     def _finish(self, trial, exit_code: int) -> None:
-        run = self._runs.pop(trial.trial_id, None)
-        if run is None:
-            return
-        try:
-            run.finish(exit_code=exit_code)
-        except Exception as err:  # noqa: BLE001
-            logger.warning("W&B: could not close the run of trial %s: %s", trial.trial_id, err)
+        failed = self._member_failed.pop(trial.trial_id, set())
+        for run, prefix in self._runs.pop(trial.trial_id, []):
+            try:
+                run.finish(exit_code=1 if prefix and prefix in failed else exit_code)
+            except Exception as err:  # noqa: BLE001
+                logger.warning("W&B: could not close a run of trial %s: %s", trial.trial_id, err)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, 0)

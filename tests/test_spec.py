@@ -143,7 +143,9 @@ def test_validate_command(umaze_id, tmp_path):
     assert result.exit_code == 2
     assert "search.grid.expectile[0]: Input should be less than 1" in result.output
     good = CliRunner().invoke(app, ["validate", str(SWEEPS / "smoke.yaml")])
-    assert good.exit_code == 0 and "4 trials" in good.output
+    assert good.exit_code == 0 and "4 configurations in 4 Ray trials" in good.output
+    packed = CliRunner().invoke(app, ["validate", str(SWEEPS / "paper_grid.yaml")])
+    assert "135 configurations in 15 Ray trials" in packed.output
     not_yaml = tmp_path / "x.yaml"
     not_yaml.write_text("name: [unclosed")
     assert CliRunner().invoke(app, ["validate", str(not_yaml)]).exit_code == 2

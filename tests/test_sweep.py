@@ -223,7 +223,8 @@ def _finished_steps(experiment: Path) -> dict[str, list[int]]:
     return steps
 
 
-def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_path):
+@pytest.mark.parametrize("pack", [1, 2], ids=["one-config-per-trial", "packed"])
+def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_path, pack):
     spec = tiny_spec(
         "resumable",
         [umaze_id],
@@ -233,6 +234,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_pa
         checkpoint_every=100,
     )
     spec["resources"]["max_concurrent_trials"] = 1
+    spec["resources"]["pack"] = pack
     spec_file = write_spec(tmp_path, spec)
     experiment = tmp_path / "results" / "resumable"
 
@@ -261,7 +263,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_pa
     partial = cli("report", str(experiment), cwd=tmp_path)  # a report of the partial sweep
     assert partial.returncode == 0, partial.stderr[-3000:]
     partial_trials = pd.read_csv(experiment / "report" / "trials.csv")
-    assert (partial_trials["steps_done"] == 600).sum() == len(done)
+    assert set(partial_trials.loc[partial_trials["steps_done"] == 600, "trial_dir"]) == set(done)
     assert (partial_trials["status"] != "TERMINATED").any()
 
     resumed = cli("resume", str(experiment), cwd=tmp_path)

@@ -235,6 +235,17 @@ class IQLPopulation:
         x = obs.to(self.device, torch.float32).expand(len(self.members), *obs.shape)
         return torch.tanh(self.actor(x)).clamp(-1.0, 1.0)
 
+    @torch.no_grad()
+    def act_member(self, obs: torch.Tensor, k: int) -> torch.Tensor:
+        """Deterministic actions of member ``k`` alone: ``[N, act]``."""
+        x = obs.to(self.device, torch.float32)
+        layers = self.actor.member_state(k)
+        for i, (w, b) in enumerate(layers):
+            x = torch.nn.functional.linear(x, w, b)
+            if i < len(layers) - 1:
+                x = torch.relu(x)
+        return torch.tanh(x).clamp(-1.0, 1.0)
+
     def member_state(self, k: int) -> dict[str, Any]:
         """Member ``k``'s networks in the solo agent's state-dict layout (for comparison/export)."""
         g = int(self.group_of[k])

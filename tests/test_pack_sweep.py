@@ -1,0 +1,84 @@
+"""Packed grid sweeps: several configurations per Ray trial, each with its own row and W&B run."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from iql_sweep.spec import validate_spec
+from iql_sweep.sweep import pack_plan
+from tests.test_sweep import cli, tiny_spec, write_spec
+from tests.wandb_files import run_contents
+
+
+def test_pack_plan_keeps_critic_sharing_members_together(umaze_id):
+    spec = tiny_spec(
+        "p",
+        [umaze_id],
+        {
+            "grid": {
+                "expectile": [0.5, 0.9],
+                "beta": [1.0, 3.0],
+                "seed": [0, 1],
+                "batch_size": [16, 32],
+            }
+        },
+    )
+    spec["resources"]["pack"] = 4
+    packs = pack_plan(validate_spec(spec))
+    assert len(packs) == 4  # 2 batch sizes x (8 members / 4 per pack)
+    for pack in packs:
+        assert len({m["seed"] for m in pack["members"]}) == 1  # one seed per pack: shared critics
+        assert len(pack["members"]) == 4
+    assert sorted(p["overrides"]["batch_size"] for p in packs) == [16, 16, 32, 32]
+
+
+def test_pack_setting_is_validated(umaze_id):
+    from iql_sweep.errors import ConfigError
+
+    spec = tiny_spec(
+        "p",
+        [umaze_id],
+        {
+            "optuna": {
+                "num_samples": 2,
+                "params": {"beta": {"type": "uniform", "low": 1.0, "high": 2.0}},
+            }
+        },
+    )
+    spec["resources"]["pack"] = 4
+    with pytest.raises(ConfigError, match="resources.pack: Optuna searches run one"):
+        validate_spec(spec)
+    spec = tiny_spec("p", [umaze_id], {"grid": {"beta": [1.0]}})
+    spec["resources"]["pack"] = 0
+    with pytest.raises(ConfigError, match="resources.pack: must be a positive integer"):
+        validate_spec(spec)
+
+
+def test_packed_sweep_reports_every_configuration(umaze_id, tmp_path):
+    spec = tiny_spec(
+        "packed",
+        [umaze_id],
+        {"grid": {"expectile": [0.5, 0.7, 0.9], "beta": [1.0, 3.0], "seed": [0, 1]}},
+    )
+    spec["resources"]["pack"] = 6
+    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    experiment = tmp_path / "results" / "packed"
+    assert len(list(experiment.glob("*/result.json"))) == 2  # two Ray trials of 6 each
+    trials = pd.read_csv(experiment / "report" / "trials.csv")
+    assert len(trials) == 12 and set(trials["status"]) == {"TERMINATED"}
+    assert len(set(zip(trials["expectile"], trials["beta"], trials["seed"]))) == 12
+    assert (trials["steps_done"] == 60).all() and (trials["evaluations"] == 2).all()
+    summary = pd.read_csv(experiment / "report" / "summary.csv")
+    assert len(summary) == 6 and (summary["seeds"] == 2).all()
+    for row in trials.itertuples():
+        (run_dir,) = (experiment / "wandb").glob(f"offline-run-*-{row.trial_id}")
+        config, history = run_contents(run_dir / f"run-{row.trial_id}.wandb")
+        assert (config["expectile"], config["beta"], config["seed"]) == (
+            row.expectile,
+            row.beta,
+            row.seed,
+        )
+        assert [h["_step"] for h in history] == [30, 60]
+        assert history[-1]["score"] == pytest.approx(row.last_score)
