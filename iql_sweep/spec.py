@@ -104,6 +104,9 @@ class Resources(StrictModel):
     pack: int | Literal["auto"] = Field(
         1, description="configurations trained together in one trial (grid searches); 'auto': 16"
     )
+    share_critics: bool = Field(
+        True, description="in a pack, members with the same tau and seed share one critic"
+    )
 
 
 class WandbSettings(StrictModel):

@@ -94,6 +94,7 @@ def _run_settings(spec: SweepSpec) -> dict[str, Any]:
         "checkpoint_every": spec.training.checkpoint_every,
         "cpus_per_trial": spec.resources.cpus_per_trial,
         "gpus_per_trial": spec.resources.gpus_per_trial,
+        "share_critics": spec.resources.share_critics,
     }
 
 

@@ -129,7 +129,13 @@ def iql_pack_trial(config: dict[str, Any]) -> None:
     device = trial_device(config)
     data = prepare_data(load_transitions(config["dataset"]), base)
     population = IQLPopulation(
-        data.obs_dim, data.act_dim, base, members, data.to_tensors(device), device=device
+        data.obs_dim,
+        data.act_dim,
+        base,
+        members,
+        data.to_tensors(device),
+        device=device,
+        share_critics=bool(run.get("share_critics", True)),
     )
     evaluator = Evaluator(data, episodes=int(run["eval_episodes"]), seed=members[0].seed + 10_000)
     failed: dict[int, str] = {}

@@ -1,0 +1,105 @@
+"""The hardware bound of one IQL update: FLOPs per update (counted by torch), the measured
+matrix-multiply rate on the update's own layer shapes, the resulting updates/s ceiling, and each
+path's fraction of it.
+
+    .venv/bin/python benchmarks/hardware_bound.py [--threads 2] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from iql_sweep.data.transitions import BatchSampler
+from iql_sweep.iql.agent import IQLAgent
+from iql_sweep.iql.config import make_config
+from iql_sweep.iql.population import IQLPopulation, Member
+
+OBS, ACT, N, B, H = 11, 3, 100_000, 256, 256
+
+
+def tensors() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "observations": torch.randn(N, OBS, generator=g),
+        "actions": torch.rand(N, ACT, generator=g) * 2 - 1,
+        "rewards": torch.randn(N, generator=g),
+        "next_observations": torch.randn(N, OBS, generator=g),
+        "terminals": torch.zeros(N),
+        "timeouts": torch.zeros(N),
+    }
+
+
+def flops(step) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
+def timed_rate(fn, seconds: float) -> float:
+    for _ in range(20):
+        fn()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+def gemm_rate(seconds: float) -> float:
+    """GFLOP/s of forward+backward Linear layers of the update's shapes, weighted by FLOPs."""
+    shapes = [(OBS, H), (OBS + ACT, H), (H, H), (H, 1), (H, ACT)]
+    total_flops, total_time = 0.0, 0.0
+    for fan_in, fan_out in shapes:
+        layer = torch.nn.Linear(fan_in, fan_out)
+        x = torch.randn(B, fan_in, requires_grad=True)
+
+        def step(layer=layer, x=x):
+            layer(x).sum().backward()
+
+        per_call = 3 * 2 * B * fan_in * fan_out  # forward, grad input, grad weight
+        calls_per_s = timed_rate(step, seconds / len(shapes))
+        total_flops += per_call
+        total_time += per_call / (per_call * calls_per_s)
+    return total_flops / total_time / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = tensors()
+    config = make_config("default")
+    agent = IQLAgent(OBS, ACT, config, seed=0)
+    sampler = BatchSampler(data, B, seed=0)
+    population = IQLPopulation(OBS, ACT, config, [Member(0.7, 3.0, 0)], data)
+    ref_step = lambda: agent.update(sampler.sample())  # noqa: E731
+    fast_step = lambda: population.update(population.sample())  # noqa: E731
+    ref_flops, fast_flops = flops(ref_step), flops(fast_step)
+    rates = [gemm_rate(args.seconds) for _ in range(3)]
+    gemm = statistics.median(rates)
+    bound = gemm * 1e9 / ref_flops
+    ref_rate = timed_rate(ref_step, args.seconds)
+    fast_rate = timed_rate(fast_step, args.seconds)
+    print(f"obs {OBS}, act {ACT}, batch {B}, 2x{H} MLPs, {args.threads} threads, CPU")
+    print(
+        f"FLOPs per update: reference {ref_flops / 1e6:.1f} M, fast path {fast_flops / 1e6:.1f} M"
+    )
+    print(
+        f"matrix-multiply rate on the update's layer shapes (fwd+bwd): median {gemm:.0f} GFLOP/s "
+        f"({', '.join(f'{r:.0f}' for r in rates)})"
+    )
+    print(f"ceiling: {bound:.0f} updates/s at that rate")
+    for name, value in (("reference", ref_rate), ("fast (K=1)", fast_rate)):
+        print(f"{name:<12}{value:>8.1f} updates/s = {100 * value / bound:.0f}% of the ceiling")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Updates/s of one configuration: the project's reference path, its fast path (a population of
+one: fused twin critics as batched matmuls, one stacked Adam per network) and d3rlpy's IQL, on
+the same data and machine, minibatch sampling included, rounds interleaved.
+
+d3rlpy pins gymnasium 1.0.0, so it lives in its own venv and runs in a subprocess:
+
+    .venv/bin/python benchmarks/vs_d3rlpy.py --setup        # once: makes .venv-d3rlpy
+    .venv/bin/python benchmarks/vs_d3rlpy.py [--rounds 3] [--seconds 5] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from iql_sweep.data.transitions import BatchSampler
+from iql_sweep.iql.agent import IQLAgent
+from iql_sweep.iql.config import make_config
+from iql_sweep.iql.population import IQLPopulation, Member
+
+ROOT = Path(__file__).resolve().parent.parent
+SIDE_VENV = ROOT / ".venv-d3rlpy"
+OBS, ACT, N = 11, 3, 200_000
+
+D3RLPY_RUN = r"""
+import json, sys, time, numpy as np, torch, d3rlpy
+from d3rlpy.models.encoders import VectorEncoderFactory
+path, seconds, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+d = np.load(path)
+ds = d3rlpy.dataset.MDPDataset(d["observations"], d["actions"], d["rewards"], d["terminals"],
+                               timeouts=d["timeouts"])
+enc = VectorEncoderFactory([256, 256])
+algo = d3rlpy.algos.IQLConfig(
+    actor_learning_rate=3e-4, critic_learning_rate=3e-4, batch_size=256, gamma=0.99, tau=0.005,
+    n_critics=2, expectile=0.7, weight_temp=3.0, max_weight=100.0, actor_encoder_factory=enc,
+    critic_encoder_factory=enc, value_encoder_factory=enc,
+).create(device="cpu:0")
+algo.build_with_dataset(ds)
+for _ in range(50):
+    algo.update(ds.sample_transition_batch(256))
+done, start = 0, time.perf_counter()
+while time.perf_counter() - start < seconds:
+    algo.update(ds.sample_transition_batch(256))
+    done += 1
+print(json.dumps({"rate": done / (time.perf_counter() - start), "version": d3rlpy.__version__}))
+"""
+
+
+def setup_side_venv() -> None:
+    subprocess.run([sys.executable, "-m", "venv", str(SIDE_VENV)], check=True)
+    pip = [str(SIDE_VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, f"torch=={torch.__version__.split('+')[0]}"], check=True)
+    subprocess.run([*pip, "d3rlpy"], check=True)
+
+
+def make_data(path: Path) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(0)
+    timeouts = np.zeros(N, np.float32)
+    timeouts[999::1000] = 1.0
+    arrays = {
+        "observations": rng.normal(size=(N, OBS)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, (N, ACT)).astype(np.float32),
+        "rewards": rng.normal(size=N).astype(np.float32),
+        "next_observations": rng.normal(size=(N, OBS)).astype(np.float32),
+        "terminals": np.zeros(N, np.float32),
+        "timeouts": timeouts,
+    }
+    np.savez(path, **arrays)
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
+def rate(step, seconds: float) -> float:
+    for _ in range(50):
+        step()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--setup", action="store_true", help="create .venv-d3rlpy and exit")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if args.setup:
+        setup_side_venv()
+        return
+    if not (SIDE_VENV / "bin" / "python").exists():
+        sys.exit("d3rlpy's venv is missing: run this script once with --setup")
+    torch.set_num_threads(args.threads)
+    data_file = Path(tempfile.mkdtemp()) / "data.npz"
+    tensors = make_data(data_file)
+    config = make_config("default")
+    agent = IQLAgent(OBS, ACT, config, seed=0)
+    sampler = BatchSampler(tensors, 256, seed=0)
+    population = IQLPopulation(OBS, ACT, config, [Member(0.7, 3.0, 0)], tensors)
+    results: dict[str, list[float]] = {"d3rlpy IQL": [], "reference": [], "fast (K=1)": []}
+    version = "?"
+    for _ in range(args.rounds):
+        out = subprocess.run(
+            [
+                str(SIDE_VENV / "bin" / "python"),
+                "-c",
+                D3RLPY_RUN,
+                str(data_file),
+                str(args.seconds),
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = json.loads(out.stdout.strip().splitlines()[-1])
+        results["d3rlpy IQL"].append(line["rate"])
+        version = line["version"]
+        results["reference"].append(rate(lambda: agent.update(sampler.sample()), args.seconds))
+        results["fast (K=1)"].append(
+            rate(lambda: population.update(population.sample()), args.seconds)
+        )
+    base = statistics.median(results["d3rlpy IQL"])
+    print(
+        f"one configuration, batch 256, 2x256, obs {OBS}, act {ACT}, {args.threads} threads, "
+        f"CPU; d3rlpy {version}; medians of {args.rounds} interleaved rounds of {args.seconds:g} s"
+    )
+    print(f"{'path':<14}{'updates/s':>11}{'x d3rlpy':>10}  rounds")
+    for name, values in results.items():
+        med = statistics.median(values)
+        print(f"{name:<14}{med:>11.1f}{med / base:>10.2f}  {', '.join(f'{v:.0f}' for v in values)}")
+
+
+if __name__ == "__main__":
+    main()
