@@ -95,7 +95,8 @@ def main() -> None:
         f"FLOPs per update: reference {ref_flops / 1e6:.1f} M, fast path {fast_flops / 1e6:.1f} M"
     )
     print(
-        f"matrix-multiply rate on the update's layer shapes (fwd+bwd): median {gemm:.0f} GFLOP/s "
+        f"plain matmul rate on the update's layer shapes (fwd + both bwd GEMMs, no autograd): "
+        f"median {gemm:.0f} GFLOP/s "
         f"({', '.join(f'{r:.0f}' for r in rates)})"
     )
     print(
