@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from _common import calls_per_second, random_transitions
 from torch.utils.flop_counter import FlopCounterMode
 
 from iql_sweep.data.transitions import BatchSampler
@@ -22,33 +22,11 @@ from iql_sweep.iql.population import IQLPopulation, Member
 OBS, ACT, N, B, H = 11, 3, 100_000, 256, 256
 
 
-def tensors() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return {
-        "observations": torch.randn(N, OBS, generator=g),
-        "actions": torch.rand(N, ACT, generator=g) * 2 - 1,
-        "rewards": torch.randn(N, generator=g),
-        "next_observations": torch.randn(N, OBS, generator=g),
-        "terminals": torch.zeros(N),
-        "timeouts": torch.zeros(N),
-    }
-
-
 def flops(step) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
         step()
     return counter.get_total_flops()
-
-
-def timed_rate(fn, seconds: float) -> float:
-    for _ in range(20):
-        fn()
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn()
-        done += 1
-    return done / (time.perf_counter() - start)
 
 
 def gemm_rate(seconds: float) -> float:
@@ -65,7 +43,7 @@ def gemm_rate(seconds: float) -> float:
             torch.mm(x.t(), dy)
 
         per_call = 3 * 2 * B * fan_in * fan_out
-        calls_per_s = timed_rate(step, seconds / len(shapes))
+        calls_per_s = calls_per_second(step, seconds / len(shapes))
         total_flops += per_call
         total_time += 1.0 / calls_per_s
     return total_flops / total_time / 1e9
@@ -77,7 +55,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = tensors()
+    data = random_transitions(N, OBS, ACT)
     config = make_config("default")
     agent = IQLAgent(OBS, ACT, config, seed=0)
     sampler = BatchSampler(data, B, seed=0)
@@ -88,8 +66,8 @@ def main() -> None:
     rates = [gemm_rate(args.seconds) for _ in range(3)]
     gemm = statistics.median(rates)
     bound = gemm * 1e9 / ref_flops
-    ref_rate = timed_rate(ref_step, args.seconds)
-    fast_rate = timed_rate(fast_step, args.seconds)
+    ref_rate = calls_per_second(ref_step, args.seconds)
+    fast_rate = calls_per_second(fast_step, args.seconds)
     print(f"obs {OBS}, act {ACT}, batch {B}, 2x{H} MLPs, {args.threads} threads, CPU")
     print(
         f"FLOPs per update: reference {ref_flops / 1e6:.1f} M, fast path {fast_flops / 1e6:.1f} M"

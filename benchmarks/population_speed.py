@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from _common import calls_per_second, random_transitions
 
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
@@ -20,18 +20,6 @@ from iql_sweep.iql.config import make_config
 from iql_sweep.iql.population import IQLPopulation, Member
 
 OBS, ACT, N = 11, 3, 200_000
-
-
-def data() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return {
-        "observations": torch.randn(N, OBS, generator=g),
-        "actions": torch.rand(N, ACT, generator=g) * 2 - 1,
-        "rewards": torch.randn(N, generator=g),
-        "next_observations": torch.randn(N, OBS, generator=g),
-        "terminals": torch.zeros(N),
-        "timeouts": torch.zeros(N),
-    }
 
 
 def solo(tensors) -> tuple[Callable[[], None], int]:
@@ -46,13 +34,7 @@ def population(tensors, members: list[Member], share: bool) -> tuple[Callable[[]
 
 
 def rate(step: Callable[[], None], configs: int, seconds: float) -> float:
-    for _ in range(3):
-        step()
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        step()
-        done += 1
-    return configs * done / (time.perf_counter() - start)
+    return configs * calls_per_second(step, seconds, warmup=3)
 
 
 def main() -> None:
@@ -63,7 +45,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tensors = data()
+    tensors = random_transitions(N, OBS, ACT)
     grid = [Member(t, b, 0) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)]
     contenders = {"solo IQLAgent (reference)": solo(tensors)}
     for k in args.sizes:

@@ -14,6 +14,7 @@ import statistics
 import time
 
 import torch
+from _common import random_transitions
 
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
@@ -33,15 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n, device = args.transitions, torch.device(args.device)
-    g = torch.Generator().manual_seed(0)
-    data = {
-        "observations": torch.randn(n, args.obs_dim, generator=g),
-        "actions": torch.rand(n, args.act_dim, generator=g) * 2 - 1,
-        "rewards": torch.randn(n, generator=g),
-        "next_observations": torch.randn(n, args.obs_dim, generator=g),
-        "terminals": torch.zeros(n),
-        "timeouts": torch.zeros(n),
-    }
+    data = random_transitions(n, args.obs_dim, args.act_dim)
     data = {k: v.to(device) for k, v in data.items()}
     agent = IQLAgent(args.obs_dim, args.act_dim, make_config("default"), device=device)
     sampler = BatchSampler(data, 256, seed=0)

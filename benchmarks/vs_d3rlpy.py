@@ -16,11 +16,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import calls_per_second, random_transitions
 
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
@@ -64,29 +64,14 @@ def setup_side_venv() -> None:
 
 
 def make_data(path: Path) -> dict[str, torch.Tensor]:
-    rng = np.random.default_rng(0)
-    timeouts = np.zeros(N, np.float32)
-    timeouts[999::1000] = 1.0
-    arrays = {
-        "observations": rng.normal(size=(N, OBS)).astype(np.float32),
-        "actions": rng.uniform(-1, 1, (N, ACT)).astype(np.float32),
-        "rewards": rng.normal(size=N).astype(np.float32),
-        "next_observations": rng.normal(size=(N, OBS)).astype(np.float32),
-        "terminals": np.zeros(N, np.float32),
-        "timeouts": timeouts,
-    }
-    np.savez(path, **arrays)
-    return {k: torch.from_numpy(v) for k, v in arrays.items()}
+    """The benchmark's transitions, also written to ``path`` for d3rlpy's process."""
+    tensors = random_transitions(N, OBS, ACT)
+    np.savez(path, **{k: v.numpy() for k, v in tensors.items()})
+    return tensors
 
 
 def rate(step, seconds: float) -> float:
-    for _ in range(50):
-        step()
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        step()
-        done += 1
-    return done / (time.perf_counter() - start)
+    return calls_per_second(step, seconds, warmup=50)
 
 
 def main() -> None:
