@@ -205,6 +205,8 @@ def _search_errors(spec: SweepSpec) -> list[str]:
             where = f"search.grid.{key}"
             if not values:
                 problems.append(f"{where}: empty list; give at least one value")
+            elif len({repr(v) for v in values}) < len(values):
+                problems.append(f"{where}: repeated values {values}; each value once")
             elif key in RUN_KEYS:
                 for i, v in enumerate(values):
                     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -244,6 +246,10 @@ def _dataset_errors(spec: SweepSpec) -> list[str]:
     problems = []
     for i, dataset_id in enumerate(spec.datasets):
         where = f"datasets[{i}]"
+        if dataset_id in spec.datasets[:i]:
+            first = spec.datasets.index(dataset_id)
+            problems.append(f"{where}: {dataset_id!r} repeats datasets[{first}]; list it once")
+            continue
         if not _ID_RE.match(dataset_id):
             problems.append(
                 f"{where}: {dataset_id!r} is not a Minari id (namespace/name-vN, "

@@ -59,6 +59,12 @@ INVALID = [
     ("training.checkpoint_every", 1000, "training.checkpoint_every: must be a multiple"),
     ("training.eval_every", 20000, "training.eval_every: 20000 exceeds training.steps"),
     ("name", "my sweep!", "name: String should match pattern"),
+    ("search.grid.seed", [0, 1, 0], "search.grid.seed: repeated values [0, 1, 0]"),
+    (
+        "datasets",
+        ["iql-sweep/pointmaze/umaze-v0", "iql-sweep/pointmaze/umaze-v0"],
+        "datasets[1]: 'iql-sweep/pointmaze/umaze-v0' repeats datasets[0]",
+    ),
     (
         "search.optuna",
         {"num_samples": 2, "params": {"beta": {"type": "uniform", "low": 1, "high": 2}}},
