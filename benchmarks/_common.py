@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -34,3 +35,14 @@ def calls_per_second(step: Callable[[], object], seconds: float, warmup: int = 2
         step()
         done += 1
     return done / (time.perf_counter() - start)
+
+
+def print_medians(results: dict[str, list[float]], base: str, unit: str, ratio: str) -> None:
+    """One line per contender: median, ratio to the ``base`` contender's median, every round."""
+    reference = statistics.median(results[base])
+    width = max(len(name) for name in results) + 2
+    print(f"{'contender':<{width}}{unit:>18}{ratio:>10}  rounds")
+    for name, values in results.items():
+        med = statistics.median(values)
+        rounds = ", ".join(f"{v:.0f}" for v in values)
+        print(f"{name:<{width}}{med:>18.1f}{med / reference:>10.2f}  {rounds}")

@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Callable
 
 import torch
-from _common import calls_per_second, random_transitions
+from _common import calls_per_second, print_medians, random_transitions
 
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
@@ -57,16 +57,12 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, (step, configs) in contenders.items():
             results[name].append(rate(step, configs, args.seconds))
-    base = statistics.median(results["solo IQLAgent (reference)"])
     unshared = statistics.median(results["3tau x 3beta, unshared critics"])
     print(
         f"threads {args.threads}, batch 256, 2x256 MLPs, obs {OBS}, act {ACT}; "
         f"{args.rounds} interleaved rounds of {args.seconds:g} s"
     )
-    print(f"{'contender':<34}{'config-updates/s':>18}{'x solo':>9}  rounds")
-    for name, values in results.items():
-        med = statistics.median(values)
-        print(f"{name:<34}{med:>18.1f}{med / base:>9.2f}  {', '.join(f'{v:.0f}' for v in values)}")
+    print_medians(results, "solo IQLAgent (reference)", "config-updates/s", "x solo")
     shared = statistics.median(results["3tau x 3beta, shared critics"])
     print(f"shared / unshared critics on the 3x3 grid: {shared / unshared:.2f}x")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import calls_per_second, random_transitions
+from _common import calls_per_second, print_medians, random_transitions
 
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
@@ -116,15 +115,11 @@ def main() -> None:
         results["fast (K=1)"].append(
             rate(lambda: population.update(population.sample()), args.seconds)
         )
-    base = statistics.median(results["d3rlpy IQL"])
     print(
         f"one configuration, batch 256, 2x256, obs {OBS}, act {ACT}, {args.threads} threads, "
         f"CPU; d3rlpy {version}; medians of {args.rounds} interleaved rounds of {args.seconds:g} s"
     )
-    print(f"{'path':<14}{'updates/s':>11}{'x d3rlpy':>10}  rounds")
-    for name, values in results.items():
-        med = statistics.median(values)
-        print(f"{name:<14}{med:>11.1f}{med / base:>10.2f}  {', '.join(f'{v:.0f}' for v in values)}")
+    print_medians(results, "d3rlpy IQL", "updates/s", "x d3rlpy")
 
 
 if __name__ == "__main__":

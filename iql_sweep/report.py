@@ -46,14 +46,12 @@ def _last(frame: pd.DataFrame, column: str) -> float:
 def _configurations(trial, hist: pd.DataFrame, error: str | None):
     """(id, resolved config, seed, history, status, error) per configuration of a trial: one for
     a plain trial, one per member of a pack (metrics under ``m<k>/``)."""
-    from iql_sweep.trainable import pack_members, resolved_config
+    from iql_sweep.trainable import trial_configurations
 
-    if "pack" not in trial.config:
-        cfg = resolved_config(trial.config)
-        yield trial.trial_id, cfg, trial.config["seed"], hist, trial.status, error
-        return
-    base, members = pack_members(trial.config)
-    for k, member in enumerate(members):
+    for k, cfg, seed in trial_configurations(trial.config):
+        if k is None:
+            yield trial.trial_id, cfg, seed, hist, trial.status, error
+            continue
         prefix = f"m{k}/"
         columns = {c: c[len(prefix) :] for c in hist.columns if c.startswith(prefix)}
         member_hist = hist[["step", *columns]].rename(columns=columns)
@@ -64,8 +62,7 @@ def _configurations(trial, hist: pd.DataFrame, error: str | None):
         failed = prefix + "failed" in hist and len(hist) and hist[prefix + "failed"].iloc[-1] == 1
         status = "ERROR" if failed else trial.status
         reason = str(hist[prefix + "error"].iloc[-1]) if failed else error
-        cfg = base.model_copy(update={"expectile": member.expectile, "beta": member.beta})
-        yield f"{trial.trial_id}-m{k}", cfg, member.seed, member_hist, status, reason
+        yield f"{trial.trial_id}-m{k}", cfg, seed, member_hist, status, reason
 
 
 def load_results(experiment: Path) -> SweepResults:

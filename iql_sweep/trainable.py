@@ -48,6 +48,49 @@ def trial_device(config: dict[str, Any]) -> str:
     return "cpu"
 
 
+def tune_scores(row: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation row as Tune metrics: ``score`` is the normalised score, or the raw return
+    for datasets without reference scores; missing normalised figures become NaN (Tune wants
+    numbers)."""
+    metrics = dict(row)
+    score = row["normalized_score"]
+    metrics["score"] = score if score is not None else row["return_mean"]
+    metrics["normalized_score"] = score if score is not None else float("nan")
+    metrics["normalized_score_std"] = row["normalized_score_std"] or float("nan")
+    return metrics
+
+
+def report_to_tune(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+    """``tune.report``, with ``state`` saved as the trial's checkpoint when given."""
+    if state is None:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        atomic_torch_save(state, os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def restored_state() -> dict[str, Any] | None:
+    """The state saved in the checkpoint Tune restores this trial from (retry or resume)."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+
+
+def trial_configurations(config: dict[str, Any]) -> list[tuple[int | None, IQLConfig, int]]:
+    """(pack member index or None, resolved IQL config, seed) of every configuration a trial
+    trains: one for a plain trial, one per member of a pack."""
+    if "pack" not in config:
+        return [(None, resolved_config(config), int(config["seed"]))]
+    base, members = pack_members(config)
+    return [
+        (k, base.model_copy(update={"expectile": m.expectile, "beta": m.beta}), m.seed)
+        for k, m in enumerate(members)
+    ]
+
+
 def iql_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable."""
     entered = time.time()
@@ -64,35 +107,21 @@ def iql_trial(config: dict[str, Any]) -> None:
         checkpoint_every=run.get("checkpoint_every"),
         progress=False,
     )
-    initial_state = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            initial_state = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
 
     def report(row: dict[str, Any], state: dict[str, Any] | None) -> None:
-        metrics = dict(row)
-        score = row["normalized_score"]
-        metrics["score"] = score if score is not None else row["return_mean"]
-        metrics["normalized_score"] = score if score is not None else float("nan")
-        metrics["normalized_score_std"] = row["normalized_score_std"] or float("nan")
+        metrics = tune_scores(row)
         # When this process entered the trial, and when its first update ran (setup = data
         # loading, agent and evaluator construction): the trial's start-up cost.
         metrics["trial_entry_unix"] = entered
         metrics["setup_seconds"] = time.time() - row["wall_seconds"] - entered
         metrics["node_id"] = node_id
-        if state is None:
-            tune.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as folder:
-            atomic_torch_save(state, os.path.join(folder, CHECKPOINT_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        report_to_tune(metrics, state)
 
     train(
         settings,
         preset=config.get("preset"),
         overrides=config.get("iql", {}),
-        initial_state=initial_state,
+        initial_state=restored_state(),
         on_evaluation=report,
     )
 
@@ -139,10 +168,8 @@ def iql_pack_trial(config: dict[str, Any]) -> None:
     )
     evaluator = Evaluator(data, episodes=int(run["eval_episodes"]), seed=members[0].seed + 10_000)
     failed: dict[int, str] = {}
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+    state = restored_state()
+    if state is not None:
         population.load_state_dict(state["population"])
         failed = {int(k): v for k, v in state["failed"].items()}
     steps, eval_every = int(run["steps"]), int(run["eval_every"])
@@ -174,15 +201,14 @@ def iql_pack_trial(config: dict[str, Any]) -> None:
                 if k in failed:
                     continue
                 result = evaluator(lambda o, k=k: population.act_member(o, k), device)
-                score = result.normalized_score
                 row.update(
-                    score=score if score is not None else result.mean_return,
-                    normalized_score=score if score is not None else float("nan"),
-                    normalized_score_std=result.normalized_std or float("nan"),
+                    normalized_score=result.normalized_score,
+                    normalized_score_std=result.normalized_std,
                     return_mean=result.mean_return,
                     return_std=float(result.returns.std()),
                     updates_per_second=count / max(elapsed, 1e-9),
                 )
+                row = tune_scores(row)
                 live_scores.append(row["score"])
                 metrics.update({prefix + key: value for key, value in row.items()})
             if len(failed) == len(members):
@@ -192,11 +218,7 @@ def iql_pack_trial(config: dict[str, Any]) -> None:
             metrics["score"] = max(live_scores)
             sums = {k: torch.zeros(len(members), device=device) for k in METRIC_KEYS}
             count = 0
-            if step % ckpt_every == 0 or step == steps:
-                state = {"population": population.state_dict(), "failed": failed}
-                with tempfile.TemporaryDirectory() as folder:
-                    atomic_torch_save(state, os.path.join(folder, CHECKPOINT_FILE))
-                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-            else:
-                tune.report(metrics)
+            due = step % ckpt_every == 0 or step == steps
+            state = {"population": population.state_dict(), "failed": failed} if due else None
+            report_to_tune(metrics, state)
             interval_start = time.perf_counter()

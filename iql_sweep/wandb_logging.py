@@ -71,7 +71,7 @@ class WandbTrialLogger(Callback):
     def _configurations(self, trial) -> list[tuple[str, str, dict[str, Any], str]]:
         """(run id, run name, run config, metric prefix) per configuration the trial trains:
         one for a plain trial, one per member of a pack (its metrics under ``m<k>/``)."""
-        from iql_sweep.trainable import pack_members, resolved_config
+        from iql_sweep.trainable import trial_configurations
 
         config = trial.config
         common = {
@@ -81,24 +81,20 @@ class WandbTrialLogger(Callback):
             "trial_id": trial.trial_id,
             "run": config["run"],
         }
-        if "pack" not in config:
-            resolved = resolved_config(config).model_dump(mode="json")
-            run_config = {**common, "seed": config["seed"], "iql": resolved}
-            run_config.update(expectile=resolved["expectile"], beta=resolved["beta"])
-            return [(trial.trial_id, str(trial), run_config, "")]
-        base, members = pack_members(config)
         out = []
-        for k, m in enumerate(members):
-            resolved = base.model_copy(update={"expectile": m.expectile, "beta": m.beta})
+        for k, cfg, seed in trial_configurations(config):
             run_config = {
                 **common,
-                "expectile": m.expectile,
-                "beta": m.beta,
-                "seed": m.seed,
-                "iql": resolved.model_dump(mode="json"),
-                "pack_member": k,
+                "expectile": cfg.expectile,
+                "beta": cfg.beta,
+                "seed": seed,
+                "iql": cfg.model_dump(mode="json"),
             }
-            out.append((f"{trial.trial_id}-m{k}", f"{trial}-m{k}", run_config, f"m{k}/"))
+            if k is None:
+                out.append((trial.trial_id, str(trial), run_config, ""))
+            else:
+                run_config["pack_member"] = k
+                out.append((f"{trial.trial_id}-m{k}", f"{trial}-m{k}", run_config, f"m{k}/"))
         return out
 
     def _open(self, trial) -> list[tuple[Any, str]]:
