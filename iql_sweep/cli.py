@@ -50,8 +50,15 @@ def train(
         Path | None, typer.Option(help="Run folder; an existing checkpoint there is resumed.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    online_steps: Annotated[
+        int, typer.Option(help="Online fine-tuning environment steps after the offline steps.")
+    ] = 0,
+    updates_per_env_step: Annotated[
+        int, typer.Option(help="Gradient updates per fine-tuning environment step.")
+    ] = 1,
 ) -> None:
-    """Train IQL on one dataset, evaluate periodically and checkpoint."""
+    """Train IQL on one dataset (then optionally fine-tune online), evaluating periodically and
+    checkpointing."""
     from iql_sweep.training import RunSettings, build_config, resolve_device
     from iql_sweep.training import train as run_training
 
@@ -67,9 +74,11 @@ def train(
             device=device,
             out_dir=out,
             progress=progress,
+            online_steps=online_steps,
+            updates_per_env_step=updates_per_env_step,
         )
         settings.validate()
-        cfg = build_config(dataset, preset, steps, overrides)
+        cfg = build_config(dataset, preset, settings.total_updates, overrides)
         resolve_device(device)
         tag = f"tau{cfg.expectile}-beta{cfg.beta}-seed{seed}"
         settings.out_dir = out or _run_dir(dataset, tag)

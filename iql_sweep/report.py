@@ -65,6 +65,15 @@ def _configurations(trial, hist: pd.DataFrame, error: str | None):
         yield f"{trial.trial_id}-m{k}", cfg, seed, member_hist, status, reason
 
 
+def _phase_scores(hist: pd.DataFrame) -> dict[str, float]:
+    """A fine-tuning trial's last offline and last online score (empty for offline trials)."""
+    if "phase" not in hist or not (hist["phase"] == "online").any():
+        return {}
+    offline = hist[hist["phase"] == "offline"]
+    online = hist[hist["phase"] == "online"]
+    return {"offline_score": _last(offline, "score"), "finetuned_score": _last(online, "score")}
+
+
 def load_results(experiment: Path) -> SweepResults:
     """Read a Ray Tune experiment folder into pandas, without starting Ray."""
     from ray.tune import ExperimentAnalysis
@@ -112,6 +121,7 @@ def load_results(experiment: Path) -> SweepResults:
                 "last_score": _last(member_hist, "score"),
                 "best_score": float(member_hist["score"].max()) if len(member_hist) else np.nan,
                 "last_return": _last(member_hist, "return_mean"),
+                **_phase_scores(member_hist),
                 "wall_seconds": _last(hist, "time_total_s"),
                 "trial_dir": path.name,
             }
@@ -146,6 +156,16 @@ def summarize(results: SweepResults) -> pd.DataFrame:
         complete=("status", lambda s: int((s == "TERMINATED").sum())),
     ).reset_index()
     summary[["last_std", "best_std"]] = summary[["last_std", "best_std"]].fillna(0.0)
+    if "finetuned_score" in done:
+        phases = grouped.agg(
+            offline_mean=("offline_score", "mean"),
+            offline_std=("offline_score", "std"),
+            finetuned_mean=("finetuned_score", "mean"),
+            finetuned_std=("finetuned_score", "std"),
+        ).reset_index(drop=True)
+        summary = pd.concat(
+            [summary, phases.fillna({"offline_std": 0.0, "finetuned_std": 0.0})], axis=1
+        )
     return summary
 
 
@@ -199,6 +219,24 @@ def markdown(summary: pd.DataFrame) -> str:
         "Cells: mean ± std over seeds of the last evaluation's normalised score; "
         "best = mean over seeds of each seed's best evaluation."
     )
+    if "finetuned_mean" in summary:
+        lines = [
+            "### offline → online fine-tuning",
+            "",
+            "| dataset | τ | β | offline | fine-tuned | seeds |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in summary.itertuples():
+            lines.append(
+                f"| {r.dataset} | {r.expectile:g} | {r.beta:g} | "
+                f"{r.offline_mean:.1f} ± {r.offline_std:.1f} | "
+                f"{r.finetuned_mean:.1f} ± {r.finetuned_std:.1f} | {int(r.seeds)} |"
+            )
+        parts.append("\n".join(lines))
+        legend += (
+            " Fine-tuning: the last offline evaluation and the last online one, mean ± std over "
+            "seeds."
+        )
     return "\n\n".join(parts) + "\n\n" + legend + "\n"
 
 

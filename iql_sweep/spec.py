@@ -10,7 +10,8 @@ A spec (see ``sweeps/*.yaml``)::
       grid: {expectile: [0.5, 0.7, 0.9], beta: [3.0], seed: [0, 1, 2]}
       # or: optuna: {num_samples: 20, params: {expectile: {type: uniform, low: 0.5, high: 0.95}}}
       scheduler: {type: asha, grace_period: 2, reduction_factor: 3}   # optional
-    training: {steps: 200000, eval_every: 5000, eval_episodes: 10, checkpoint_every: 10000}
+    training: {steps: 200000, eval_every: 5000, eval_episodes: 10, checkpoint_every: 10000,
+               online_steps: 0, updates_per_env_step: 1}   # online_steps > 0: fine-tune online
     resources: {cpus_per_trial: 1, gpus_per_trial: 0.25, max_concurrent_trials: 4, max_failures: 1}
     wandb: {mode: offline, project: iql-sweep, entity: null, group: null, tags: []}
     output: results              # relative paths are resolved against the current directory
@@ -94,6 +95,10 @@ class Training(StrictModel):
     eval_every: int = Field(ge=1)
     eval_episodes: int = Field(10, ge=1)
     checkpoint_every: int | None = Field(None, ge=1)
+    online_steps: int = Field(
+        0, ge=0, description="online fine-tuning environment steps after the offline steps"
+    )
+    updates_per_env_step: int = Field(1, ge=1, description="updates per fine-tuning env step")
 
 
 class Resources(StrictModel):
@@ -306,6 +311,11 @@ def validate_spec(raw: Any, check_datasets: bool = True) -> SweepSpec:
         or (pack != 1 and spec.preset in ("kitchen", "adroit"))
     ):
         problems.append("resources.pack: populations do not support actor dropout yet; use 1")
+    if spec.training.online_steps and pack != 1:
+        problems.append(
+            "resources.pack: online fine-tuning (training.online_steps) runs one configuration "
+            "per trial, each with its own environment; use 1"
+        )
     if check_datasets:
         problems += _dataset_errors(spec)
     if problems:

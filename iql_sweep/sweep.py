@@ -92,6 +92,8 @@ def _run_settings(spec: SweepSpec) -> dict[str, Any]:
         "eval_every": spec.training.eval_every,
         "eval_episodes": spec.training.eval_episodes,
         "checkpoint_every": spec.training.checkpoint_every,
+        "online_steps": spec.training.online_steps,
+        "updates_per_env_step": spec.training.updates_per_env_step,
         "cpus_per_trial": spec.resources.cpus_per_trial,
         "gpus_per_trial": spec.resources.gpus_per_trial,
         "share_critics": spec.resources.share_critics,
@@ -182,7 +184,14 @@ def build_tuner(spec: SweepSpec, storage: Path, callbacks: list | None = None):
         s = spec.search.scheduler
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
-            max_t=max(1, spec.training.steps // spec.training.eval_every),
+            max_t=max(
+                1,
+                (
+                    spec.training.steps
+                    + spec.training.online_steps * spec.training.updates_per_env_step
+                )
+                // spec.training.eval_every,
+            ),
             grace_period=s.grace_period,
             reduction_factor=s.reduction_factor,
         )

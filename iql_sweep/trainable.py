@@ -35,8 +35,14 @@ CHECKPOINT_FILE = "iql_state.pt"
 def resolved_config(config: dict[str, Any]) -> IQLConfig:
     """The full IQL config of a trial: the dataset's (or the named) preset plus overrides."""
     return build_config(
-        config["dataset"], config.get("preset"), config["run"]["steps"], config.get("iql", {})
+        config["dataset"], config.get("preset"), total_updates(config["run"]), config.get("iql", {})
     )
+
+
+def total_updates(run: dict[str, Any]) -> int:
+    """Offline steps plus the fine-tuning phase's updates (older trials have no online keys)."""
+    online = int(run.get("online_steps", 0)) * int(run.get("updates_per_env_step", 1))
+    return int(run["steps"]) + online
 
 
 def trial_device(config: dict[str, Any]) -> str:
@@ -57,6 +63,10 @@ def tune_scores(row: dict[str, Any]) -> dict[str, Any]:
     metrics["score"] = score if score is not None else row["return_mean"]
     metrics["normalized_score"] = score if score is not None else float("nan")
     metrics["normalized_score_std"] = row["normalized_score_std"] or float("nan")
+    if "phase" in row:  # fine-tuning runs: the phase also as a number W&B can chart
+        metrics["online_phase"] = int(row["phase"] == "online")
+        if metrics.get("online_return") is None:
+            metrics["online_return"] = float("nan")
     return metrics
 
 
@@ -106,6 +116,8 @@ def iql_trial(config: dict[str, Any]) -> None:
         device=trial_device(config),
         checkpoint_every=run.get("checkpoint_every"),
         progress=False,
+        online_steps=int(run.get("online_steps", 0)),
+        updates_per_env_step=int(run.get("updates_per_env_step", 1)),
     )
 
     def report(row: dict[str, Any], state: dict[str, Any] | None) -> None:

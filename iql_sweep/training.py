@@ -21,11 +21,17 @@ from iql_sweep.checkpoint import (
     training_state,
 )
 from iql_sweep.data.minari_io import load_transitions
-from iql_sweep.data.transitions import BatchSampler, Transitions, preprocess_rewards
+from iql_sweep.data.transitions import (
+    BatchSampler,
+    Transitions,
+    preprocess_rewards,
+    reward_transform,
+)
 from iql_sweep.errors import ConfigError, TrainingDivergedError
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.iql.agent import METRIC_KEYS, IQLAgent
 from iql_sweep.iql.config import IQLConfig, make_config, preset_for_dataset
+from iql_sweep.online import OnlineCollector, ReplayBuffer
 from iql_sweep.progress import step_progress
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -55,14 +61,26 @@ class RunSettings:
     out_dir: Path | None = None
     checkpoint_every: int | None = None
     progress: bool = True
+    online_steps: int = 0
+    updates_per_env_step: int = 1
+
+    @property
+    def total_updates(self) -> int:
+        """Offline updates plus the fine-tuning phase's (``updates_per_env_step`` per step)."""
+        return self.steps + self.online_steps * self.updates_per_env_step
 
     def validate(self) -> None:
-        for name in ("steps", "eval_every", "eval_episodes"):
+        for name in ("steps", "eval_every", "eval_episodes", "updates_per_env_step"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(
                     f"--{name.replace('_', '-')}: must be a positive integer (got {value!r})"
                 )
+        if not isinstance(self.online_steps, int) or self.online_steps < 0:
+            raise ConfigError(
+                f"--online-steps: must be 0 (offline only) or a positive number of environment "
+                f"steps (got {self.online_steps!r})"
+            )
         every = self.checkpoint_every
         if every is not None and (every < 1 or every % self.eval_every):
             raise ConfigError(
@@ -85,6 +103,8 @@ class TrainSummary:
     wall_seconds: float
     out_dir: str | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    offline_score: float | None = None  # the last offline evaluation of a fine-tuning run
+    fine_tuned: bool = False
 
     def line(self) -> str:
         def fmt(x: float | None) -> str:
@@ -95,6 +115,11 @@ class TrainSummary:
             f"(return {self.final_return:.2f}) after {self.steps} steps; best "
             f"{fmt(self.best_score)} at step {self.best_step}; {self.updates_per_second:.0f} "
             f"updates/s, {self.wall_seconds:.0f} s"
+            + (
+                f"; offline score {fmt(self.offline_score)} -> fine-tuned {fmt(self.final_score)}"
+                if self.fine_tuned
+                else ""
+            )
         )
 
 
@@ -161,13 +186,26 @@ def train(
     when one is due (else None).
     """
     settings.validate()
-    config = build_config(settings.dataset_id, preset, settings.steps, overrides or {})
+    total = settings.total_updates
+    # With fine-tuning, the actor's cosine horizon spans both phases (it would otherwise reach
+    # zero, and freeze the actor, when the online phase starts).
+    config = build_config(settings.dataset_id, preset, total, overrides or {})
     device = resolve_device(settings.device)
     data = data if data is not None else load_transitions(settings.dataset_id)
     data = prepare_data(data, config)
     tensors = data.to_tensors(device)
     agent = IQLAgent(data.obs_dim, data.act_dim, config, seed=settings.seed, device=device)
-    sampler = BatchSampler(tensors, config.batch_size, seed=settings.seed)
+    collector: OnlineCollector | None = None
+    if settings.online_steps:
+        sampler: BatchSampler = ReplayBuffer(
+            tensors, settings.online_steps, config.batch_size, seed=settings.seed
+        )
+        scale, shift = reward_transform(data, config.reward_norm, config.reward_shift)
+        collector = OnlineCollector(
+            data, settings.seed, scale, shift, config.action_clip, device=device
+        )
+    else:
+        sampler = BatchSampler(tensors, config.batch_size, seed=settings.seed)
     evaluator = Evaluator(data, episodes=settings.eval_episodes, seed=settings.seed + 10_000)
 
     out = Path(settings.out_dir).resolve() if settings.out_dir is not None else None
@@ -194,6 +232,9 @@ def train(
     if initial_state is not None:
         extra = restore_training_state(initial_state, agent, sampler)
         log.restore(extra.get("rows", []))
+        if collector is not None and "collector" in extra:
+            assert isinstance(sampler, ReplayBuffer)
+            collector.load_state_dict(extra["collector"], sampler)
 
     ckpt_every = settings.checkpoint_every or settings.eval_every
     sums = {k: torch.zeros((), device=device) for k in METRIC_KEYS}
@@ -202,20 +243,36 @@ def train(
     wall_start = time.perf_counter()
 
     progress = step_progress(
-        f"IQL {settings.dataset_id}", settings.steps - agent.step, enabled=settings.progress
+        f"IQL {settings.dataset_id}", total - agent.step, enabled=settings.progress
     )
-    with closing(evaluator), progress as advance:
-        while agent.step < settings.steps:
+    returns_seen = len(collector.returns) if collector is not None else 0
+    with closing(evaluator), closing(collector or _Nothing()), progress as advance:
+        while agent.step < total:
+            online = agent.step >= settings.steps
+            if online:
+                assert collector is not None and isinstance(sampler, ReplayBuffer)
+                if (agent.step - settings.steps) % settings.updates_per_env_step == 0:
+                    collector.step(agent, sampler)
             metrics = agent.update(sampler.sample())
             for k in METRIC_KEYS:
                 sums[k] += metrics[k]
             count += 1
             step = agent.step
-            is_eval = step % settings.eval_every == 0 or step == settings.steps
+            is_eval = step % settings.eval_every == 0 or step in (settings.steps, total)
             info = None
             if is_eval:
                 elapsed = time.perf_counter() - interval_start
-                row = {"step": step, **{k: float(v / count) for k, v in sums.items()}}
+                row = {
+                    "step": step,
+                    "phase": "online" if online else "offline",
+                    **{k: float(v / count) for k, v in sums.items()},
+                }
+                if collector is not None:
+                    new = collector.returns[returns_seen:]
+                    returns_seen = len(collector.returns)
+                    row["env_steps"] = collector.env_steps
+                    row["buffer_size"] = sampler.size
+                    row["online_return"] = sum(new) / len(new) if new else None
                 bad = [k for k in METRIC_KEYS if not math.isfinite(row[k])]
                 if bad:  # before any rollout: a NaN policy never reaches the simulator
                     raise TrainingDivergedError(
@@ -243,8 +300,11 @@ def train(
                 count = 0
             if is_eval:
                 state = None
-                if step % ckpt_every == 0 or step == settings.steps:
-                    state = training_state(agent, sampler, {"rows": log.rows})
+                if step % ckpt_every == 0 or step in (settings.steps, total):
+                    extra: dict[str, Any] = {"rows": log.rows}
+                    if collector is not None:
+                        extra["collector"] = collector.state_dict()
+                    state = training_state(agent, sampler, extra)
                     if out is not None:
                         atomic_torch_save(state, out / CHECKPOINT_NAME)
                 if on_evaluation is not None:
@@ -252,6 +312,11 @@ def train(
                 interval_start = time.perf_counter()
             advance(1, info)
     return summarize(settings.dataset_id, log.rows, out, time.perf_counter() - wall_start)
+
+
+class _Nothing:
+    def close(self) -> None:
+        pass
 
 
 def summarize(
@@ -264,6 +329,8 @@ def summarize(
     scored = [r for r in rows if r["normalized_score"] is not None]
     best = max(scored, key=lambda r: r["normalized_score"]) if scored else last
     ups = [r["updates_per_second"] for r in rows]
+    offline = [r for r in rows if r.get("phase", "offline") == "offline"]
+    fine_tuned = len(offline) < len(rows)
     return TrainSummary(
         dataset_id=dataset_id,
         steps=int(last["step"]),
@@ -275,4 +342,6 @@ def summarize(
         wall_seconds=wall,
         out_dir=str(out) if out else None,
         history=rows,
+        offline_score=offline[-1]["normalized_score"] if fine_tuned and offline else None,
+        fine_tuned=fine_tuned,
     )

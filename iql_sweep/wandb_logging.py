@@ -31,6 +31,11 @@ LOGGED_METRICS = (
     "return_std",
     *METRIC_KEYS,
     "updates_per_second",
+    # fine-tuning runs: the phase (0 offline, 1 online), environment steps, training returns
+    "online_phase",
+    "env_steps",
+    "buffer_size",
+    "online_return",
 )
 
 

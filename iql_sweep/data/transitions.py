@@ -110,10 +110,13 @@ def _episode_of(data: Transitions, row: int) -> int:
     return int(np.searchsorted(data.episode_starts, row, side="right") - 1)
 
 
-def preprocess_rewards(data: Transitions, reward_norm: str, reward_shift: float) -> np.ndarray:
-    """IQL's reward preprocessing: locomotion scaling by 1000 / (max - min episode return),
-    then a constant shift (AntMaze's r - 1)."""
-    rewards = data.rewards.astype(np.float64)
+def reward_transform(
+    data: Transitions, reward_norm: str, reward_shift: float
+) -> tuple[float, float]:
+    """IQL's reward preprocessing as ``r' = scale * r + shift``: locomotion scaling by
+    1000 / (max - min episode return) of the offline data, then a constant shift (AntMaze's r - 1).
+    Online fine-tuning applies the same (offline-data) transform to new rewards."""
+    scale = 1.0
     if reward_norm == "return_range":
         spread = float(data.episode_returns.max() - data.episode_returns.min())
         if spread <= 0:
@@ -122,12 +125,21 @@ def preprocess_rewards(data: Transitions, reward_norm: str, reward_shift: float)
                 f"{data.num_episodes} episodes return {data.episode_returns.max():.4g}. "
                 "Use reward_norm: none for this dataset"
             )
-        rewards = rewards * (1000.0 / spread)
+        scale = 1000.0 / spread
     elif reward_norm != "none":
         raise DatasetError(
             f"reward_norm: unknown value {reward_norm!r}; use 'none' or 'return_range'"
         )
-    return (rewards + reward_shift).astype(np.float32)
+    return scale, float(reward_shift)
+
+
+def preprocess_rewards(data: Transitions, reward_norm: str, reward_shift: float) -> np.ndarray:
+    """The offline rewards after :func:`reward_transform`."""
+    scale, shift = reward_transform(data, reward_norm, reward_shift)
+    rewards = data.rewards.astype(np.float64)
+    if scale != 1.0:
+        rewards = rewards * scale
+    return (rewards + shift).astype(np.float32)
 
 
 class BatchSampler:

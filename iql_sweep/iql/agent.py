@@ -151,6 +151,16 @@ class IQLAgent:
         self.actor.eval()
         return self.actor.act(obs.to(self.device, torch.float32))
 
+    @torch.no_grad()
+    def sample_actions(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Actions sampled from the Gaussian policy (online exploration), clipped to [-1, 1]."""
+        self.actor.eval()
+        dist = self.actor.distribution(obs.to(self.device, torch.float32))
+        noise = torch.randn(
+            dist.mean.shape, device=self.device, generator=generator, dtype=dist.mean.dtype
+        )
+        return (dist.mean + dist.stddev * noise).clamp(-1.0, 1.0)
+
     # --- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue training exactly: nets, targets, optimisers, schedule."""
