@@ -16,6 +16,10 @@ from iql_sweep.errors import IQLSweepError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 datasets_app = typer.Typer(no_args_is_help=True, help="Make and list local Minari datasets.")
 app.add_typer(datasets_app, name="datasets")
+figure_app = typer.Typer(
+    no_args_is_help=True, help="The paper's figures, computed by the project (PNG + CSV)."
+)
+app.add_typer(figure_app, name="figure")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -100,13 +104,35 @@ def datasets_make(
     force: Annotated[bool, typer.Option(help="Overwrite an existing dataset.")] = False,
     ref_episodes: Annotated[int, typer.Option(help="Episodes for the reference scores.")] = 100,
     progress: Annotated[bool, typer.Option()] = True,
+    corrupt_share: Annotated[
+        float | None, typer.Option(help="-corrupted datasets: share of corrupted actions.")
+    ] = None,
+    corrupt_mode: Annotated[
+        str | None, typer.Option(help="-corrupted datasets: 'random' or 'reverse' actions.")
+    ] = None,
+    corrupt_hold: Annotated[
+        int | None, typer.Option(help="-corrupted datasets: steps per corrupted stretch.")
+    ] = None,
 ) -> None:
     """Generate a dataset in Minari's format under the local Minari root."""
+    from dataclasses import replace
+
     from iql_sweep.data.catalog import make_dataset
+    from iql_sweep.data.pointmaze import Corruption
 
     try:
+        corruption = None
+        given = {"share": corrupt_share, "mode": corrupt_mode, "hold": corrupt_hold}
+        if any(v is not None for v in given.values()):
+            corruption = replace(Corruption(), **{k: v for k, v in given.items() if v is not None})
         report = make_dataset(
-            name, steps=steps, seed=seed, force=force, ref_episodes=ref_episodes, progress=progress
+            name,
+            steps=steps,
+            seed=seed,
+            force=force,
+            ref_episodes=ref_episodes,
+            progress=progress,
+            corruption=corruption,
         )
     except IQLSweepError as err:
         _fail(err)
@@ -261,6 +287,68 @@ def demo(
         _finish_sweep(experiment)
     except IQLSweepError as err:
         _fail(err)
+
+
+@figure_app.command("expectiles")
+def figure_expectiles(
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("docs/figures/expectiles.png"),
+    fit_steps: Annotated[
+        int, typer.Option(help="Adam steps per conditional-expectile net.")
+    ] = 3000,
+) -> None:
+    """Figure 1: the asymmetric loss, expectiles of N(0, 1), conditional expectiles (MLP)."""
+    from iql_sweep.figures.expectiles import plot_expectiles
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    numbers = plot_expectiles(out, fit_steps=fit_steps)
+    taus, values = numbers["taus"], numbers["expectiles"]
+    picks = [int(abs(taus - t).argmin()) for t in (0.1, 0.5, 0.9, 0.99)]
+    shown = ", ".join(f"τ {taus[i]:.2f}: {values[i]:+.3f}" for i in picks)
+    console.print(f"[bold green]wrote[/] {out}  (expectiles of N(0,1): {shown})", highlight=False)
+
+
+@figure_app.command("stitching")
+def figure_stitching(
+    experiment_dir: Annotated[
+        Path | None,
+        typer.Argument(help="A finished sweep on one PointMaze dataset; omitted: run --spec."),
+    ] = None,
+    spec: Annotated[Path, typer.Option(help="The sweep to run when no experiment is given.")] = (
+        Path(__file__).resolve().parent.parent / "sweeps" / "stitching.yaml"
+    ),
+    smoke: Annotated[bool, typer.Option(help="Run the tiny version of the spec.")] = False,
+    output: Annotated[str | None, typer.Option(help="Override the spec's output folder.")] = None,
+    out: Annotated[Path, typer.Option(help="PNG to write (a CSV is written beside it).")] = Path(
+        "docs/figures/stitching.png"
+    ),
+) -> None:
+    """Figure 2: learned V per tau against the reference optimal V* on a corrupted u-maze, and
+    each policy's score. Runs the stitching sweep first unless given its experiment folder."""
+    from iql_sweep.figures.stitching_plots import plot_stitching
+    from iql_sweep.stitching import analyse_experiment
+
+    if experiment_dir is None:
+        from iql_sweep.sweep import load_spec_for_run, run_sweep
+
+        try:
+            parsed = load_spec_for_run(spec, smoke, output)
+        except IQLSweepError as err:
+            _spec_error(err)
+        try:
+            experiment_dir = run_sweep(parsed, console=console)
+            _finish_sweep(experiment_dir)
+        except IQLSweepError as err:
+            _fail(err)
+    try:
+        result = analyse_experiment(experiment_dir)
+    except IQLSweepError as err:
+        _fail(err)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_stitching(result, out)
+    table = out.with_suffix(".csv")
+    result.table.to_csv(table, index=False)
+    console.print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    console.print(f"[bold green]wrote[/] {out} and {table}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -146,9 +146,16 @@ class SweepSpec(StrictModel):
 
     def smoke(self) -> SweepSpec:
         """A tiny version for checking a spec end to end: 2 values per grid dimension, 2 Optuna
-        samples, 60 steps, evaluations every 30 steps on 2 episodes."""
+        samples, 60 steps (and 30 online steps when fine-tuning), evaluations every 30 steps on 2
+        episodes."""
         data = self.model_dump(mode="json")
-        data["training"] = {"steps": 60, "eval_every": 30, "eval_episodes": 2}
+        online = 30 if self.training.online_steps else 0
+        data["training"] = {
+            "steps": 60,
+            "eval_every": 30,
+            "eval_episodes": 2,
+            "online_steps": online,
+        }
         data["iql"] = {**data["iql"], "batch_size": 32, "hidden_dims": [32, 32]}
         if data["search"]["grid"] is not None:
             data["search"]["grid"] = {k: v[:2] for k, v in data["search"]["grid"].items()}

@@ -12,9 +12,9 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from iql_sweep.data.pointmaze import MAZES, MazeRecipe
+from iql_sweep.data.pointmaze import MAZES, Corruption, MazeRecipe
 from iql_sweep.errors import ConfigError
 
 NAMESPACE = "iql-sweep/pointmaze"
@@ -28,10 +28,12 @@ class Generator:
     recipe: MazeRecipe
     dense: bool
     default_steps: int
+    corruption: Corruption | None = None
 
     @property
     def dataset_id(self) -> str:
         suffix = "-dense" if self.dense else ""
+        suffix += "-corrupted" if self.corruption is not None else ""
         return f"{NAMESPACE}/{self.recipe.name}{suffix}-v0"
 
 
@@ -44,6 +46,14 @@ GENERATORS: dict[str, Generator] = {
     for maze, recipe in MAZES.items()
     for dense in (False, True)
 }
+GENERATORS.update(
+    {
+        f"pointmaze-{maze}-corrupted": Generator(
+            f"pointmaze-{maze}-corrupted", recipe, False, _DEFAULT_STEPS[maze], Corruption()
+        )
+        for maze, recipe in MAZES.items()
+    }
+)
 
 
 def name_for_id(dataset_id: str) -> str | None:
@@ -88,8 +98,12 @@ def make_dataset(
     force: bool = False,
     ref_episodes: int = 100,
     progress: bool = True,
+    corruption: Corruption | None = None,
 ) -> MakeReport:
-    """Generate a dataset and write it under the Minari root in Minari's HDF5 format."""
+    """Generate a dataset and write it under the Minari root in Minari's HDF5 format.
+
+    ``corruption`` overrides the settings of a ``-corrupted`` generator (an error for others).
+    """
     import minari
     import numpy as np
     from minari.data_collector import EpisodeBuffer
@@ -104,6 +118,13 @@ def make_dataset(
     from iql_sweep.progress import step_progress
 
     gen = get_generator(name)
+    if corruption is not None:
+        if gen.corruption is None:
+            raise ConfigError(
+                f"--corrupt-*: {gen.name} is a clean dataset; corruption settings apply to the "
+                f"-corrupted generators ({', '.join(g for g in GENERATORS if 'corrupted' in g)})"
+            )
+        gen = replace(gen, corruption=corruption)
     steps = int(steps or gen.default_steps)
     if steps < 1:
         raise ConfigError(f"--steps: must be a positive integer (got {steps})")
@@ -117,7 +138,9 @@ def make_dataset(
 
     t0 = time.perf_counter()
     with step_progress(f"collecting {gen.dataset_id}", steps, enabled=progress) as advance:
-        episodes = collect_pointmaze(gen.recipe, gen.dense, steps, seed=seed, on_step=advance)
+        episodes = collect_pointmaze(
+            gen.recipe, gen.dense, steps, seed=seed, on_step=advance, corruption=gen.corruption
+        )
     t1 = time.perf_counter()
     spec = eval_env_spec(gen.recipe, gen.dense)
     ref_min = reference_return(spec, "random", ref_episodes, seed=seed)
@@ -135,6 +158,7 @@ def make_dataset(
             algorithm_name=(
                 "DFS waypoint planner + PD controller (p=10, d=-1), action noise N(0, 0.5^2), "
                 "goals resampled on arrival (iql-sweep replica of D4RL/pointmaze-v2)"
+                + (f"; {gen.corruption.describe()}" if gen.corruption else "")
             ),
             author="iql-sweep",
             code_permalink="iql_sweep/data/pointmaze.py",
@@ -145,6 +169,12 @@ def make_dataset(
                 f"PointMaze {gen.recipe.name} ({'dense' if gen.dense else 'sparse'} reward), "
                 f"{steps} steps collected by iql-sweep with the recipe of Minari's "
                 "D4RL/pointmaze datasets. Episodes end (truncation) at each goal hit."
+                + (
+                    f" Corrupted for the stitching experiment: {gen.corruption.describe()}; "
+                    "infos hold the per-step 'corrupted' flag and 'controller_action'."
+                    if gen.corruption
+                    else ""
+                )
             ),
             data_format="hdf5",
         )

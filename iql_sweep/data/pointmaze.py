@@ -171,6 +171,75 @@ def eval_env_spec(recipe: MazeRecipe, dense: bool) -> gym.envs.registration.EnvS
     return spec
 
 
+@dataclass(frozen=True)
+class Corruption:
+    """How a dataset is corrupted with suboptimal actions (the paper's stitching u-maze).
+
+    Corruption comes in stretches of ``hold`` steps. In a stretch the executed action is
+    ``"random"``: one uniform action in [-1, 1]^2 held for the stretch (a drift the wrong way,
+    not jitter that averages out), or ``"reverse"``: the controller's action negated (pushing
+    away from its next waypoint). Outside stretches the base recipe acts (controller + noise).
+    A stretch starts at a clean step with probability ``q = share / (hold * (1 - share) + share)``
+    (clean runs then last ``(1 - q) / q`` steps on average), so the long-run fraction of corrupted
+    steps is ``share``. Every episode opens with a stretch,
+    so no episode is the controller's alone from its start to its goal (this adds about
+    ``(1 - share) * hold / mean episode length`` to the measured share).
+    """
+
+    share: float = 0.75
+    mode: str = "random"
+    hold: int = 10
+
+    def __post_init__(self) -> None:
+        from iql_sweep.errors import ConfigError
+
+        if not 0.0 < self.share < 1.0:
+            raise ConfigError(f"--corrupt-share: must be in (0, 1) (got {self.share})")
+        if self.mode not in ("random", "reverse"):
+            raise ConfigError(f"--corrupt-mode: use 'random' or 'reverse' (got {self.mode!r})")
+        if self.hold < 1:
+            raise ConfigError(f"--corrupt-hold: must be a positive integer (got {self.hold})")
+
+    @property
+    def start_probability(self) -> float:
+        return self.share / (self.hold * (1.0 - self.share) + self.share)
+
+    def describe(self) -> str:
+        return (
+            f"{self.share:.0%} of actions corrupted ({self.mode}, stretches of {self.hold} "
+            "steps, one at the start of every episode)"
+        )
+
+
+class CorruptedActions:
+    """The ``action_fn`` of :func:`collect_pointmaze` for a :class:`Corruption`; records, per
+    step, whether the action was corrupted and the controller's own action."""
+
+    def __init__(self, corruption: Corruption, noise_std: float = 0.5):
+        self.c = corruption
+        self.noise_std = noise_std
+        self.left = 0  # steps left in the current stretch
+        self.held = np.zeros(2)
+        self.new_episode = True
+        self.flags: list[bool] = []
+
+    def __call__(self, obs: dict, controller: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.left == 0 and (self.new_episode or rng.uniform() < self.c.start_probability):
+            self.left = self.c.hold
+            self.held = rng.uniform(-1.0, 1.0, size=2)
+        self.new_episode = False
+        corrupted = self.left > 0
+        self.flags.append(corrupted)
+        if corrupted:
+            self.left -= 1
+            return self.held.copy() if self.c.mode == "random" else -controller
+        return controller + rng.normal(0.0, self.noise_std, size=2)
+
+    def episode_ended(self) -> None:
+        self.new_episode = True
+        self.left = 0
+
+
 @dataclass
 class Segment:
     """One episode being recorded (observations hold one more row than actions)."""
@@ -179,10 +248,12 @@ class Segment:
     actions: list
     rewards: list
     truncations: list
+    corrupted: list
+    controller_actions: list
 
     @classmethod
     def start(cls, first_obs: dict[str, np.ndarray]) -> Segment:
-        return cls({k: [v.copy()] for k, v in first_obs.items()}, [], [], [])
+        return cls({k: [v.copy()] for k, v in first_obs.items()}, [], [], [], [], [])
 
 
 def collect_pointmaze(
@@ -194,12 +265,19 @@ def collect_pointmaze(
     planner: str = "dfs",
     on_step: Callable[[int], None] | None = None,
     action_fn: Callable[[dict, np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    corruption: Corruption | None = None,
 ) -> list[dict]:
     """Run the noisy waypoint controller for ``steps`` steps; one dict per goal-to-goal episode.
 
-    ``action_fn(obs, controller_action, rng)`` may replace the executed action (used to corrupt
-    data); by default the action is ``clip(controller + N(0, noise_std^2), -1, 1)``.
+    ``action_fn(obs, controller_action, rng)`` may replace the executed action; by default the
+    action is ``clip(controller + N(0, noise_std^2), -1, 1)``. With ``corruption``, actions are
+    corrupted as :class:`Corruption` says and each episode records ``infos`` with the per-step
+    ``corrupted`` flag and the controller's ``controller_action`` (Minari's L+1 info rows: the
+    first is the reset's).
     """
+    corrupter = CorruptedActions(corruption, noise_std) if corruption is not None else None
+    if corrupter is not None:
+        action_fn = corrupter
     env = make_collection_env(recipe, dense, steps + 1)
     rng = np.random.default_rng(seed)
     controller = WaypointController(env.unwrapped.maze, rng, planner=planner)
@@ -207,7 +285,7 @@ def collect_pointmaze(
     episodes: list[dict] = []
     seg = Segment.start(obs)
     for t in range(steps):
-        action = controller(obs)
+        action = controller_action = controller(obs)
         if action_fn is None:
             action = np.clip(action + rng.normal(0.0, noise_std, size=2), -1.0, 1.0)
         else:
@@ -220,8 +298,13 @@ def collect_pointmaze(
         seg.actions.append(action.astype(np.float32))
         seg.rewards.append(float(reward))
         seg.truncations.append(success or last or truncated)
+        if corrupter is not None:
+            seg.corrupted.append(corrupter.flags[-1])
+            seg.controller_actions.append(np.clip(controller_action, -1.0, 1.0))
         if success or last or truncated or terminated:
-            episodes.append(_finish(seg, len(episodes), seed))
+            episodes.append(_finish(seg, len(episodes), seed, with_infos=corrupter is not None))
+            if corrupter is not None:
+                corrupter.episode_ended()
             # The env returned this observation before resampling the goal: the next episode
             # starts at the same state but with the new goal.
             first = {k: v.copy() for k, v in obs.items()}
@@ -234,9 +317,18 @@ def collect_pointmaze(
     return episodes
 
 
-def _finish(seg: Segment, index: int, seed: int) -> dict:
+def _finish(seg: Segment, index: int, seed: int, with_infos: bool = False) -> dict:
     n = len(seg.actions)
+    extra = {}
+    if with_infos:
+        extra["infos"] = {
+            "corrupted": np.concatenate([[False], np.asarray(seg.corrupted, dtype=bool)]),
+            "controller_action": np.concatenate(
+                [np.zeros((1, 2)), np.asarray(seg.controller_actions)]
+            ).astype(np.float32),
+        }
     return {
+        **extra,
         "id": index,
         "seed": seed if index == 0 else None,
         "observations": {k: np.asarray(v) for k, v in seg.obs.items()},
