@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from iql_sweep.errors import IQLSweepError
+from iql_sweep.errors import ConfigError, IQLSweepError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 datasets_app = typer.Typer(no_args_is_help=True, help="Make and list local Minari datasets.")
@@ -60,6 +60,9 @@ def train(
     updates_per_env_step: Annotated[
         int, typer.Option(help="Gradient updates per fine-tuning environment step.")
     ] = 1,
+    compile: Annotated[
+        bool, typer.Option(help="The fast path (fused critics and Adam, torch.compile).")
+    ] = False,
 ) -> None:
     """Train IQL on one dataset (then optionally fine-tune online), evaluating periodically and
     checkpointing."""
@@ -80,9 +83,15 @@ def train(
             progress=progress,
             online_steps=online_steps,
             updates_per_env_step=updates_per_env_step,
+            compile=compile,
         )
         settings.validate()
         cfg = build_config(dataset, preset, settings.total_updates, overrides)
+        if compile and cfg.actor_dropout > 0:
+            raise ConfigError(
+                f"--compile: the fast path has no actor dropout yet (actor_dropout "
+                f"{cfg.actor_dropout} from the preset); drop --compile"
+            )
         resolve_device(device)
         tag = f"tau{cfg.expectile}-beta{cfg.beta}-seed{seed}"
         settings.out_dir = out or _run_dir(dataset, tag)

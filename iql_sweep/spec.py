@@ -99,6 +99,11 @@ class Training(StrictModel):
         0, ge=0, description="online fine-tuning environment steps after the offline steps"
     )
     updates_per_env_step: int = Field(1, ge=1, description="updates per fine-tuning env step")
+    compile: bool = Field(
+        False,
+        description="the fast path: fused twin critics, fused Adam, torch.compile (CUDA graphs "
+        "on GPU); pays off for long runs, costs a compile at each trial start",
+    )
 
 
 class Resources(StrictModel):
@@ -155,6 +160,7 @@ class SweepSpec(StrictModel):
             "eval_every": 30,
             "eval_episodes": 2,
             "online_steps": online,
+            "compile": self.training.compile,
         }
         data["iql"] = {**data["iql"], "batch_size": 32, "hidden_dims": [32, 32]}
         if data["search"]["grid"] is not None:
@@ -322,6 +328,13 @@ def validate_spec(raw: Any, check_datasets: bool = True) -> SweepSpec:
         problems.append(
             "resources.pack: online fine-tuning (training.online_steps) runs one configuration "
             "per trial, each with its own environment; use 1"
+        )
+    if spec.training.compile and (
+        spec.iql.get("actor_dropout") or spec.preset in ("kitchen", "adroit")
+    ):
+        problems.append(
+            "training.compile: the fast path has no actor dropout yet (kitchen/adroit presets, "
+            "iql.actor_dropout); set compile: false"
         )
     if check_datasets:
         problems += _dataset_errors(spec)

@@ -219,6 +219,8 @@ def value_function(state: dict[str, Any], member: int | None = None):
     from iql_sweep.iql.config import IQLConfig
     from iql_sweep.iql.networks import ValueNet
 
+    if member is None and "population" in state.get("agent", {}):  # the fast path's agent
+        state, member = {"population": state["agent"]["population"]}, 0
     if member is None:
         agent = state["agent"]
         net = ValueNet(agent["obs_dim"], IQLConfig(**agent["config"]).hidden_dims)

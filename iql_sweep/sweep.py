@@ -94,6 +94,7 @@ def _run_settings(spec: SweepSpec) -> dict[str, Any]:
         "checkpoint_every": spec.training.checkpoint_every,
         "online_steps": spec.training.online_steps,
         "updates_per_env_step": spec.training.updates_per_env_step,
+        "compile": spec.training.compile,
         "cpus_per_trial": spec.resources.cpus_per_trial,
         "gpus_per_trial": spec.resources.gpus_per_trial,
         "share_critics": spec.resources.share_critics,

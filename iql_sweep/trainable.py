@@ -117,6 +117,7 @@ def iql_trial(config: dict[str, Any]) -> None:
         checkpoint_every=run.get("checkpoint_every"),
         progress=False,
         online_steps=int(run.get("online_steps", 0)),
+        compile=bool(run.get("compile", False)),
         updates_per_env_step=int(run.get("updates_per_env_step", 1)),
     )
 
@@ -177,6 +178,7 @@ def iql_pack_trial(config: dict[str, Any]) -> None:
         data.to_tensors(device),
         device=device,
         share_critics=bool(run.get("share_critics", True)),
+        fast=bool(run.get("compile", False)),
     )
     evaluator = Evaluator(data, episodes=int(run["eval_episodes"]), seed=members[0].seed + 10_000)
     failed: dict[int, str] = {}

@@ -31,6 +31,7 @@ from iql_sweep.errors import ConfigError, TrainingDivergedError
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.iql.agent import METRIC_KEYS, IQLAgent
 from iql_sweep.iql.config import IQLConfig, make_config, preset_for_dataset
+from iql_sweep.iql.fast import FastAgent
 from iql_sweep.online import OnlineCollector, ReplayBuffer
 from iql_sweep.progress import step_progress
 
@@ -63,6 +64,7 @@ class RunSettings:
     progress: bool = True
     online_steps: int = 0
     updates_per_env_step: int = 1
+    compile: bool = False  # the fast path (iql_sweep.iql.fast) instead of the reference agent
 
     @property
     def total_updates(self) -> int:
@@ -194,7 +196,8 @@ def train(
     data = data if data is not None else load_transitions(settings.dataset_id)
     data = prepare_data(data, config)
     tensors = data.to_tensors(device)
-    agent = IQLAgent(data.obs_dim, data.act_dim, config, seed=settings.seed, device=device)
+    agent_class = FastAgent if settings.compile else IQLAgent
+    agent = agent_class(data.obs_dim, data.act_dim, config, seed=settings.seed, device=device)
     collector: OnlineCollector | None = None
     if settings.online_steps:
         sampler: BatchSampler = ReplayBuffer(

@@ -152,7 +152,10 @@ def test_corrupted_dataset_is_corrupted_and_valid(corrupted_id, umaze_id):
     from iql_sweep.data.minari_io import load_transitions
 
     ds = minari.load_dataset(corrupted_id)
-    assert ds.total_steps == 30_000 and "75% of actions corrupted" in ds.storage.metadata["description"]
+    assert (
+        ds.total_steps == 30_000
+        and "75% of actions corrupted" in ds.storage.metadata["description"]
+    )
     assert ds.recover_environment(eval_env=True).spec.max_episode_steps == 300
     flags, cos_bad, cos_good, held, lengths = [], [], [], [], []
     for ep in ds.iterate_episodes():

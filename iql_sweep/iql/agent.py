@@ -181,6 +181,13 @@ class IQLAgent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` into an agent built with the same shapes and config."""
+        if state.get("path") == "fast":
+            from iql_sweep.errors import ConfigError
+
+            raise ConfigError(
+                "checkpoint: it was written by the fast path (compile: true); resume it with the "
+                "same setting"
+            )
         if (state["obs_dim"], state["act_dim"]) != (self.obs_dim, self.act_dim):
             raise ValueError(
                 f"checkpoint is for obs_dim={state['obs_dim']}, act_dim={state['act_dim']}; "

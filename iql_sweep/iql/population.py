@@ -79,9 +79,10 @@ class IQLPopulation:
         act_dim: int,
         config: IQLConfig,
         members: list[Member],
-        data: dict[str, torch.Tensor],
+        data: dict[str, torch.Tensor] | None,
         device: str | torch.device = "cpu",
         share_critics: bool = True,
+        fast: bool = False,
     ):
         if not members:
             raise ValueError("a population needs at least one member")
@@ -112,13 +113,29 @@ class IQLPopulation:
             :, None
         ]
         self.beta = torch.tensor([m.beta for m in members], device=self.device)[:, None]
-        self.samplers = [
-            BatchSampler(data, config.batch_size, seed=members[i].seed) for i in leaders
-        ]
+        # Without data the caller feeds batches itself (the fast single-configuration agent).
+        self.samplers = (
+            [BatchSampler(data, config.batch_size, seed=members[i].seed) for i in leaders]
+            if data is not None
+            else []
+        )
         c = config
-        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=c.value_lr)
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=c.critic_lr)
-        self.actor_opt = torch.optim.Adam([*self.actor.parameters(), self.log_std], lr=c.actor_lr)
+        # The fast path: fused Adam (one kernel per network) and the three stages compiled.
+        adam = {"fused": True} if fast else {}
+        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=c.value_lr, **adam)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=c.critic_lr, **adam)
+        self.actor_opt = torch.optim.Adam(
+            [*self.actor.parameters(), self.log_std], lr=c.actor_lr, **adam
+        )
+        self.fast = fast
+        if fast:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs
+            self._stage_value = torch.compile(self._value_loss, mode=mode, dynamic=False)
+            self._stage_actor = torch.compile(self._actor_loss, mode=mode, dynamic=False)
+            self._stage_q = torch.compile(self._q_loss, mode=mode, dynamic=False)
+        else:
+            self._stage_value, self._stage_actor = self._value_loss, self._actor_loss
+            self._stage_q = self._q_loss
         schedule = (
             (lambda t: cosine_factor(t, c.max_steps))
             if c.cosine_actor_schedule
@@ -139,22 +156,19 @@ class IQLPopulation:
         x = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)  # [2C, B, in]
         return net(x).squeeze(-1).view(self.num_critics, 2, -1)  # [C, 2, B]
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One IQL step for every member; metrics are per member, shape ``[K]``, on the device."""
-        c = self.config
-        obs, act = batch["observations"], batch["actions"]
+    # The three stages as pure functions of their inputs (compiled on the fast path); each
+    # returns the summed loss to differentiate and the detached figures the metrics need.
+    def _value_loss(self, obs: torch.Tensor, act: torch.Tensor):
         with torch.no_grad():
             target_q = self._q_pair(self.q_target, obs, act).min(dim=1).values  # [C, B]
-        # V step (expectile regression on the target critics)
         v = self.value(obs).squeeze(-1)
         diff = target_q - v
         weight = torch.where(diff < 0, 1.0 - self.expectile, self.expectile)
         value_losses = (weight * diff.square()).mean(dim=1)  # [C]
-        self.value_opt.zero_grad(set_to_none=True)
-        value_losses.sum().backward()
-        self.value_opt.step()
-        # Actor step (AWR with the updated V)
-        g = self.group_of
+        return value_losses.sum(), value_losses.detach(), v.detach().mean(dim=1), target_q
+
+    def _actor_loss(self, obs: torch.Tensor, act: torch.Tensor, target_q: torch.Tensor):
+        c, g = self.config, self.group_of
         with torch.no_grad():
             advantage = (target_q - self.value(obs).squeeze(-1))[g]  # [K, B]
             weights = torch.exp(self.beta * advantage).clamp(max=c.max_awr_weight)
@@ -164,33 +178,52 @@ class IQLPopulation:
             -0.5 * ((act[g] - mean) / log_std.exp()).square() - log_std - 0.5 * _LOG_2PI
         ).sum(-1)
         actor_losses = -(weights * log_prob).mean(dim=1)  # [K]
-        lr = torch.full((len(self.members),), self.actor_opt.param_groups[0]["lr"])
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_losses.sum().backward()
-        self.actor_opt.step()
-        self.actor_schedule.step()
-        # Q step (MSE to r + gamma (1 - terminal) V_new(s'))
+        clipped = (weights >= c.max_awr_weight).float().mean(dim=1)
+        return actor_losses.sum(), actor_losses.detach(), advantage.mean(dim=1), clipped
+
+    def _q_loss(self, batch: dict[str, torch.Tensor]):
+        c = self.config
         with torch.no_grad():
             next_v = self.value(batch["next_observations"]).squeeze(-1)
             y = batch["rewards"] + c.discount * (1.0 - batch["terminals"]) * next_v
-        q = self._q_pair(self.q, obs, act)  # [C, 2, B]
+        q = self._q_pair(self.q, batch["observations"], batch["actions"])  # [C, 2, B]
         q_losses = (q - y[:, None, :]).square().sum(dim=1).mean(dim=1)  # [C]
+        return q_losses.sum(), q_losses.detach(), q.detach()[:, 0].mean(dim=1)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One IQL step for every member; metrics are per member, shape ``[K]``, on the device."""
+        obs, act = batch["observations"], batch["actions"]
+        g = self.group_of
+        # V step (expectile regression on the target critics)
+        total, value_losses, v_mean, target_q = self._stage_value(obs, act)
+        self.value_opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.value_opt.step()
+        # Actor step (AWR with the updated V)
+        lr = torch.full((len(self.members),), self.actor_opt.param_groups[0]["lr"])
+        total, actor_losses, advantage, clipped = self._stage_actor(obs, act, target_q)
+        self.actor_opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.actor_opt.step()
+        self.actor_schedule.step()
+        # Q step (MSE to r + gamma (1 - terminal) V_new(s'))
+        total, q_losses, q_mean = self._stage_q(batch)
         self.q_opt.zero_grad(set_to_none=True)
-        q_losses.sum().backward()
+        total.backward()
         self.q_opt.step()
         with torch.no_grad():
             torch._foreach_lerp_(
-                list(self.q_target.parameters()), list(self.q.parameters()), c.polyak
+                list(self.q_target.parameters()), list(self.q.parameters()), self.config.polyak
             )
         self.step += 1
         return {
-            "value_loss": value_losses.detach()[g],
-            "q_loss": q_losses.detach()[g],
-            "actor_loss": actor_losses.detach(),
-            "advantage_mean": advantage.mean(dim=1),
-            "awr_clip_fraction": (weights >= c.max_awr_weight).float().mean(dim=1),
-            "v_mean": v.detach().mean(dim=1)[g],
-            "q_mean": q.detach()[:, 0].mean(dim=1)[g],
+            "value_loss": value_losses[g],
+            "q_loss": q_losses[g],
+            "actor_loss": actor_losses,
+            "advantage_mean": advantage,
+            "awr_clip_fraction": clipped,
+            "v_mean": v_mean[g],
+            "q_mean": q_mean[g],
             "actor_lr": lr,
         }
 
@@ -245,6 +278,15 @@ class IQLPopulation:
             if i < len(layers) - 1:
                 x = torch.relu(x)
         return torch.tanh(x).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def sample_member(self, obs: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        """Actions of member ``k`` sampled from its Gaussian policy, clipped to [-1, 1]."""
+        mean = self.act_member(obs, k)  # tanh(mlp(s)) clipped: already within [-1, 1]
+        c = self.config
+        std = self.log_std[k].clamp(c.log_std_min, c.log_std_max).exp()
+        noise = torch.randn(mean.shape, device=self.device, generator=generator, dtype=mean.dtype)
+        return (mean + std * noise).clamp(-1.0, 1.0)
 
     def member_state(self, k: int) -> dict[str, Any]:
         """Member ``k``'s networks in the solo agent's state-dict layout (for comparison/export)."""
