@@ -1,6 +1,7 @@
-"""Updates/s of one configuration: the project's reference path, its fast path (a population of
-one: fused twin critics as batched matmuls, one stacked Adam per network) and d3rlpy's IQL, on
-the same data and machine, minibatch sampling included, rounds interleaved.
+"""Updates/s of one configuration: the project's reference path, a population of one run eagerly
+(fused twin critics as batched matmuls, one stacked Adam per network), the fast path (the same,
+with fused Adam and the three stages compiled by torch.compile) and d3rlpy's IQL, on the same data
+and machine, minibatch sampling included, rounds interleaved.
 
 d3rlpy pins gymnasium 1.0.0, so it lives in its own venv and runs in a subprocess:
 
@@ -24,6 +25,7 @@ from _common import calls_per_second, print_medians, random_transitions
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
 from iql_sweep.iql.config import make_config
+from iql_sweep.iql.fast import FastAgent
 from iql_sweep.iql.population import IQLPopulation, Member
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +94,14 @@ def main() -> None:
     agent = IQLAgent(OBS, ACT, config, seed=0)
     sampler = BatchSampler(tensors, 256, seed=0)
     population = IQLPopulation(OBS, ACT, config, [Member(0.7, 3.0, 0)], tensors)
-    results: dict[str, list[float]] = {"d3rlpy IQL": [], "reference": [], "fast (K=1)": []}
+    fast = FastAgent(OBS, ACT, config, seed=0, compile=True)
+    fast_sampler = BatchSampler(tensors, 256, seed=0)
+    results: dict[str, list[float]] = {
+        "d3rlpy IQL": [],
+        "reference": [],
+        "population of one, eager": [],
+        "fast path (compiled)": [],
+    }
     version = "?"
     for _ in range(args.rounds):
         out = subprocess.run(
@@ -112,8 +121,11 @@ def main() -> None:
         results["d3rlpy IQL"].append(line["rate"])
         version = line["version"]
         results["reference"].append(rate(lambda: agent.update(sampler.sample()), args.seconds))
-        results["fast (K=1)"].append(
+        results["population of one, eager"].append(
             rate(lambda: population.update(population.sample()), args.seconds)
+        )
+        results["fast path (compiled)"].append(
+            rate(lambda: fast.update(fast_sampler.sample()), args.seconds)
         )
     print(
         f"one configuration, batch 256, 2x256, obs {OBS}, act {ACT}, {args.threads} threads, "
