@@ -17,9 +17,10 @@ every step that ends within ``goal_radius`` of the goal, and the agent can stay 
     V*(s) = gamma^max(T(s) - 1, 0) / (1 - gamma).
 
 Turning losses at corners are ignored, so T is a lower bound on the optimal steps and V* an upper
-bound, tight on straight stretches. Learned values are compared after dividing by their value at
-the goal (IQL's scale depends on how V generalises to the goal states, which the data visits only
-at episode ends), by their correlation with V*, and by how fast they decay with distance.
+bound, tight on straight stretches. Learned values are compared with V* by their correlation over
+the free space (scale-free) and by their far/goal ratio (mean over the farthest third of the
+points over the mean in the goal region), after dividing by their value at the goal: IQL's scale
+depends on how V generalises to the goal states, which the data visits only at episode ends.
 """
 
 from __future__ import annotations
@@ -276,11 +277,14 @@ class StitchingResult:
 
 
 def decay_ratio(values: np.ndarray, distance: np.ndarray) -> float:
-    """Mean value over the farthest third of the points divided by the mean over the nearest
-    third: gamma^(extra steps) for V*, near 0 for a value that dies out far from the goal."""
+    """Mean value over the farthest third of the points divided by the mean over the goal region
+    (the nearest 5 % if no point lies in it): gamma^(extra steps) for V*, about 0 (or below) for
+    a value that dies out far from the goal."""
     order = np.argsort(distance)
     third = max(1, len(order) // 3)
-    near, far = values[order[:third]].mean(), values[order[-third:]].mean()
+    goal = distance <= GOAL_RADIUS
+    near = values[goal].mean() if goal.any() else values[order[: max(1, len(order) // 20)]].mean()
+    far = values[order[-third:]].mean()
     return float(far / near) if near != 0 else math.nan
 
 

@@ -102,7 +102,7 @@ def plot_stitching(result: StitchingResult, path: Path) -> None:
         ax.text(
             i,
             top + 2.0,
-            f"far/near V\n{r.decay_ratio:.2f}\n(V*: {r.optimal_decay_ratio:.2f})",
+            f"far/goal V\n{r.decay_ratio:.2f}\n(V*: {r.optimal_decay_ratio:.2f})",
             ha="center",
             va="bottom",
             fontsize=7,
