@@ -360,6 +360,8 @@ def compare(
     and the policies' normalised score."""
     rows = []
     ref_decay = decay_ratio(reference, distance)
+    goal = distance <= GOAL_RADIUS
+    far = np.argsort(distance)[-max(1, len(distance) // 3) :]
     for (tau, beta), group in values.groupby(["expectile", "beta"]):
         per_seed = []
         for _, g in group.groupby("trial_id"):
@@ -369,6 +371,8 @@ def compare(
                     float(np.corrcoef(v, reference)[0, 1]),
                     _spearman(v, reference),
                     decay_ratio(v, distance),
+                    float(v[goal].mean()) if goal.any() else math.nan,
+                    float(v[far].mean()),
                 )
             )
         arr = np.array(per_seed)
@@ -383,6 +387,10 @@ def compare(
                 "decay_ratio": arr[:, 2].mean(),
                 "decay_ratio_std": arr[:, 2].std(),
                 "optimal_decay_ratio": ref_decay,
+                "v_goal": arr[:, 3].mean(),
+                "v_far": arr[:, 4].mean(),
+                "optimal_v_goal": float(reference[goal].mean()) if goal.any() else math.nan,
+                "optimal_v_far": float(reference[far].mean()),
                 "score_mean": float(scores.mean()),
                 "score_std": float(scores.std(ddof=0)),
             }
