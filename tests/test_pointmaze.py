@@ -77,6 +77,8 @@ def test_reference_scores_separate_random_from_controller(umaze_id):
 def test_catalog_names_and_ids():
     assert get_generator("pointmaze-large-dense").dataset_id == "iql-sweep/pointmaze/large-dense-v0"
     assert name_for_id("iql-sweep/pointmaze/medium-v0") == "pointmaze-medium"
-    assert len(GENERATORS) == 6
+    assert len(GENERATORS) == 9  # 3 mazes x (sparse, dense, corrupted)
+    corrupted = get_generator("iql-sweep/pointmaze/umaze-corrupted-v0")
+    assert corrupted.name == "pointmaze-umaze-corrupted" and corrupted.corruption.share == 0.75
     with pytest.raises(ConfigError, match="NAME: unknown dataset 'pointmaze-huge'"):
         get_generator("pointmaze-huge")
