@@ -127,7 +127,8 @@ def load_results(experiment: Path) -> SweepResults:
             }
             rows.append(row)
             if len(member_hist):
-                h = member_hist[["step", "score"]].copy()
+                cols = ["step", "score"] + (["phase"] if "phase" in member_hist else [])
+                h = member_hist[cols].copy()
                 for k in ("trial_id", "dataset", "expectile", "beta", "seed"):
                     h[k] = row[k]
                 histories.append(h)

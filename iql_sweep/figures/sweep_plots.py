@@ -84,6 +84,9 @@ def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
             label = f"τ = {tau:g}" if tau not in seen else None
             seen.add(tau)
             ax.plot(trial["step"], trial["score"], color=colours[tau], alpha=0.7, label=label)
+        if "phase" in block and (block["phase"] == "online").any():
+            boundary = block.loc[block["phase"] == "offline", "step"].max()
+            ax.axvline(boundary, color="0.4", ls="--", lw=1, label="online fine-tuning starts")
         ax.set_xlabel("gradient steps")
         ax.set_ylabel("normalised score")
         ax.grid(alpha=0.3)
