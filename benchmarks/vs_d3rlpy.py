@@ -5,8 +5,10 @@ and machine, minibatch sampling included, rounds interleaved.
 
 d3rlpy pins gymnasium 1.0.0, so it lives in its own venv and runs in a subprocess:
 
-    .venv/bin/python benchmarks/vs_d3rlpy.py --setup        # once: makes .venv-d3rlpy
     .venv/bin/python benchmarks/vs_d3rlpy.py [--rounds 3] [--seconds 5] [--threads 2]
+
+The first run makes the side venv (.venv-d3rlpy: d3rlpy with the same torch); ``--setup`` makes
+it and exits.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def main() -> None:
         setup_side_venv()
         return
     if not (SIDE_VENV / "bin" / "python").exists():
-        sys.exit("d3rlpy's venv is missing: run this script once with --setup")
+        print("d3rlpy's side venv is missing: making it (.venv-d3rlpy, once)", flush=True)
+        setup_side_venv()
     torch.set_num_threads(args.threads)
     data_file = Path(tempfile.mkdtemp()) / "data.npz"
     tensors = make_data(data_file)

@@ -12,8 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iql_sweep.figures.expectiles import conditional_sample, fit_conditional_expectiles
-from iql_sweep.figures.expectiles import normal_expectile
+from iql_sweep.figures.expectiles import (
+    conditional_sample,
+    fit_conditional_expectiles,
+    normal_expectile,
+)
 from iql_sweep.stitching import (
     PointDynamics,
     decay_ratio,
