@@ -1,6 +1,7 @@
 """Configuration-updates/s: the reference solo agent against populations trained as one set of
 kernels (K in {1, 4, 16, 64}, distinct seeds) and a 3 tau x 3 beta grid with and without shared
-critics. Contenders are interleaved over rounds; medians per contender, ratios to the solo agent.
+critics, eager and compiled (the fast path). Contenders are interleaved over rounds; medians per
+contender, ratios to the solo agent.
 
     .venv/bin/python benchmarks/population_speed.py [--rounds 3] [--seconds 4] [--threads 2]
 """
@@ -28,8 +29,12 @@ def solo(tensors) -> tuple[Callable[[], None], int]:
     return (lambda: agent.update(sampler.sample())), 1
 
 
-def population(tensors, members: list[Member], share: bool) -> tuple[Callable[[], None], int]:
-    pop = IQLPopulation(OBS, ACT, make_config("default"), members, tensors, share_critics=share)
+def population(
+    tensors, members: list[Member], share: bool, fast: bool = False
+) -> tuple[Callable[[], None], int]:
+    pop = IQLPopulation(
+        OBS, ACT, make_config("default"), members, tensors, share_critics=share, fast=fast
+    )
     return (lambda: pop.update(pop.sample())), len(members)
 
 
@@ -53,6 +58,10 @@ def main() -> None:
         contenders[f"population K={k}"] = population(tensors, members, share=False)
     contenders["3tau x 3beta, unshared critics"] = population(tensors, grid, share=False)
     contenders["3tau x 3beta, shared critics"] = population(tensors, grid, share=True)
+    contenders["K=16, compiled"] = population(
+        tensors, [Member(0.7, 3.0, seed) for seed in range(16)], share=False, fast=True
+    )
+    contenders["3tau x 3beta, shared, compiled"] = population(tensors, grid, share=True, fast=True)
     results: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, (step, configs) in contenders.items():
