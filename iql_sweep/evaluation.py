@@ -38,6 +38,15 @@ class EvalResult:
     def normalized_std(self) -> float | None:
         return None if self.normalized is None else float(self.normalized.std())
 
+    def row(self) -> dict[str, float | None]:
+        """The figures a metrics row records of an evaluation."""
+        return {
+            "normalized_score": self.normalized_score,
+            "normalized_score_std": self.normalized_std,
+            "return_mean": self.mean_return,
+            "return_std": float(self.returns.std()),
+        }
+
 
 def env_spec_from_metadata(spec: str | EnvSpec | None, dataset_id: str) -> EnvSpec:
     """The dataset's evaluation env spec (Minari stores it as JSON)."""
@@ -52,6 +61,23 @@ def env_spec_from_metadata(spec: str | EnvSpec | None, dataset_id: str) -> EnvSp
     return EnvSpec.from_json(spec) if isinstance(spec, str) else EnvSpec(**json.loads(spec))
 
 
+def dataset_env_spec(data: Transitions) -> EnvSpec:
+    """The env a dataset is evaluated (and fine-tuned) in: its eval_env_spec, else env_spec;
+    gymnasium-robotics' envs are registered first."""
+    from iql_sweep.data.pointmaze import register_robotics_envs
+
+    register_robotics_envs()
+    meta = data.metadata
+    return env_spec_from_metadata(
+        meta.get("eval_env_spec") or meta.get("env_spec"), meta["dataset_id"]
+    )
+
+
+def to_env_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """A policy action in [-1, 1] mapped affinely to the env's action box [low, high]."""
+    return low + (action.astype(np.float64) + 1.0) * 0.5 * (high - low)
+
+
 class Evaluator:
     """Runs ``episodes`` seeded episodes in ``num_envs`` synchronous vector envs, batching the
     policy's forward pass across envs; actions are mapped back to the env's action box."""
@@ -63,14 +89,9 @@ class Evaluator:
         seed: int = 0,
         max_envs: int = 25,
     ):
-        from iql_sweep.data.pointmaze import register_robotics_envs
-
         meta = data.metadata
-        register_robotics_envs()
         self.dataset_id = meta["dataset_id"]
-        self.spec = env_spec_from_metadata(
-            meta.get("eval_env_spec") or meta.get("env_spec"), self.dataset_id
-        )
+        self.spec = dataset_env_spec(data)
         self.obs_space = meta["observation_space"]
         self.obs_keys = meta["obs_keys"]
         self.low = data.action_low.astype(np.float64)
@@ -86,7 +107,7 @@ class Evaluator:
         )
 
     def _to_env_action(self, action: np.ndarray) -> np.ndarray:
-        return self.low + (action + 1.0) * 0.5 * (self.high - self.low)
+        return to_env_action(action, self.low, self.high)
 
     def __call__(self, act: ActFn, device: str | torch.device = "cpu") -> EvalResult:
         returns: list[float] = []

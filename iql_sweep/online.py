@@ -25,7 +25,7 @@ import torch
 from iql_sweep.data.minari_io import flatten_observations
 from iql_sweep.data.transitions import ARRAY_FIELDS, BatchSampler, Transitions
 from iql_sweep.errors import ConfigError
-from iql_sweep.evaluation import env_spec_from_metadata
+from iql_sweep.evaluation import dataset_env_spec, to_env_action
 
 #: Offsets that keep the online streams apart from the sampler and the evaluation episodes.
 ACTION_SEED_OFFSET = 20_000
@@ -145,15 +145,9 @@ class OnlineCollector:
         action_clip: float,
         device: str | torch.device = "cpu",
     ):
-        from iql_sweep.data.pointmaze import register_robotics_envs
-
         meta = data.metadata
-        register_robotics_envs()
         self.dataset_id = meta["dataset_id"]
-        spec = env_spec_from_metadata(
-            meta.get("eval_env_spec") or meta.get("env_spec"), self.dataset_id
-        )
-        self.env = gym.make(spec)
+        self.env = gym.make(dataset_env_spec(data))
         self.obs_space = meta["observation_space"]
         self.obs_keys = meta["obs_keys"]
         self.low = data.action_low.astype(np.float64)
@@ -175,7 +169,7 @@ class OnlineCollector:
         return flatten_observations(_nested_batch(obs), self.obs_space, self.obs_keys)[0]
 
     def _to_env_action(self, action: np.ndarray) -> np.ndarray:
-        return self.low + (action.astype(np.float64) + 1.0) * 0.5 * (self.high - self.low)
+        return to_env_action(action, self.low, self.high)
 
     def _reset(self) -> np.ndarray:
         obs, _ = self.env.reset(seed=self.seed + EPISODE_SEED_OFFSET + self.episode)

@@ -216,10 +216,7 @@ def iql_pack_trial(config: dict[str, Any]) -> None:
                     continue
                 result = evaluator(lambda o, k=k: population.act_member(o, k), device)
                 row.update(
-                    normalized_score=result.normalized_score,
-                    normalized_score_std=result.normalized_std,
-                    return_mean=result.mean_return,
-                    return_std=float(result.returns.std()),
+                    **result.row(),
                     updates_per_second=count / max(elapsed, 1e-9),
                 )
                 row = tune_scores(row)

@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -249,7 +249,8 @@ def train(
         f"IQL {settings.dataset_id}", total - agent.step, enabled=settings.progress
     )
     returns_seen = len(collector.returns) if collector is not None else 0
-    with closing(evaluator), closing(collector or _Nothing()), progress as advance:
+    collector_closed = closing(collector) if collector is not None else nullcontext()
+    with closing(evaluator), collector_closed, progress as advance:
         while agent.step < total:
             online = agent.step >= settings.steps
             if online:
@@ -285,10 +286,7 @@ def train(
                     )
                 result = evaluator(agent.act, device)
                 row.update(
-                    normalized_score=result.normalized_score,
-                    normalized_score_std=result.normalized_std,
-                    return_mean=result.mean_return,
-                    return_std=float(result.returns.std()),
+                    **result.row(),
                     updates_per_second=count / max(elapsed, 1e-9),
                     wall_seconds=time.perf_counter() - wall_start,
                 )
@@ -315,11 +313,6 @@ def train(
                 interval_start = time.perf_counter()
             advance(1, info)
     return summarize(settings.dataset_id, log.rows, out, time.perf_counter() - wall_start)
-
-
-class _Nothing:
-    def close(self) -> None:
-        pass
 
 
 def summarize(
