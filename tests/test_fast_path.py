@@ -15,6 +15,7 @@ from iql_sweep.iql.config import make_config
 from iql_sweep.iql.fast import FastAgent
 from iql_sweep.iql.population import IQLPopulation, Member
 from iql_sweep.training import RunSettings, train
+from tests.interrupt import kill_update_at
 from tests.test_agent import ACT, OBS, random_tensors
 
 CONFIG = make_config(
@@ -83,17 +84,10 @@ def test_fast_training_run_resumes_exactly_and_refuses_the_other_path(
     state_a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
     assert state_a["agent"]["path"] == "fast" and state_a["agent"]["step"] == 60
 
-    original = FastAgent.update
-
-    def crash(self, batch):
-        if self.step == 50:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, batch)
-
-    monkeypatch.setattr(FastAgent, "update", crash)
+    restore = kill_update_at(monkeypatch, FastAgent, 50)
     with pytest.raises(KeyboardInterrupt):
         train(settings(tmp_path / "b"), preset="maze", overrides=overrides)
-    monkeypatch.setattr(FastAgent, "update", original)
+    restore()
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["agent"]["step"] == 40
     resumed = train(settings(tmp_path / "b"), preset="maze", overrides=overrides)
     state_b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")

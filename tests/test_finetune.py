@@ -16,6 +16,7 @@ from iql_sweep.errors import ConfigError
 from iql_sweep.iql.agent import IQLAgent
 from iql_sweep.online import ReplayBuffer
 from iql_sweep.training import RunSettings, train
+from tests.interrupt import kill_update_at
 
 OVERRIDES = {"batch_size": 32, "hidden_dims": (64, 64)}
 OFFLINE, ONLINE = 60, 150
@@ -56,21 +57,15 @@ def test_fine_tuning_grows_the_buffer_and_resumes_exactly_mid_episode(
     assert state_a["extra"]["collector"]["in_episode"]
     assert state_a["agent"]["step"] == OFFLINE + ONLINE
 
-    original = IQLAgent.update
-
-    def crash(self, batch):  # killed after the checkpoint at step 120 (60 env steps in)
-        if self.step == 130:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, batch)
-
-    monkeypatch.setattr(IQLAgent, "update", crash)
+    # killed after the checkpoint at step 120 (60 env steps in)
+    restore = kill_update_at(monkeypatch, IQLAgent, 130)
     with pytest.raises(KeyboardInterrupt):
         train(settings(umaze_id, tmp_path / "b"), preset="maze", overrides=OVERRIDES)
     mid = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert mid["agent"]["step"] == 120 and mid["extra"]["collector"]["in_episode"]
     assert mid["sampler"]["online"]["rewards"].shape[0] == 60
 
-    monkeypatch.setattr(IQLAgent, "update", original)
+    restore()
     resumed = train(settings(umaze_id, tmp_path / "b"), preset="maze", overrides=OVERRIDES)
     state_b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     for net in ("value", "q", "q_target", "actor"):

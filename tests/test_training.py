@@ -8,6 +8,7 @@ import torch
 from iql_sweep.checkpoint import load_checkpoint
 from iql_sweep.iql.agent import IQLAgent
 from iql_sweep.training import RunSettings, train
+from tests.interrupt import kill_update_at
 
 
 def settings(umaze_id, out):
@@ -27,18 +28,11 @@ def test_interrupted_run_resumes_exactly(umaze_id, tmp_path, monkeypatch):
     overrides = {"batch_size": 32, "hidden_dims": (64, 64), "actor_dropout": 0.1}
     straight = train(settings(umaze_id, tmp_path / "a"), preset="maze", overrides=overrides)
 
-    original = IQLAgent.update
-
-    def crash_at_50(self, batch):
-        if self.step == 50:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, batch)
-
-    monkeypatch.setattr(IQLAgent, "update", crash_at_50)
+    restore = kill_update_at(monkeypatch, IQLAgent, 50)
     with pytest.raises(KeyboardInterrupt):
         train(settings(umaze_id, tmp_path / "b"), preset="maze", overrides=overrides)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["agent"]["step"] == 40
-    monkeypatch.setattr(IQLAgent, "update", original)
+    restore()
     resumed = train(settings(umaze_id, tmp_path / "b"), preset="maze", overrides=overrides)
 
     a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["agent"]
