@@ -47,7 +47,7 @@ def main() -> None:
     os.environ["MINARI_DATASETS_PATH"] = tempfile.mkdtemp(prefix="bench_minari_")
     os.environ["IQL_SWEEP_CACHE"] = tempfile.mkdtemp(prefix="bench_cache_")
 
-    from iql_sweep.data.catalog import make_dataset
+    from iql_sweep.data.make import make_dataset
     from iql_sweep.data.minari_io import load_transitions
 
     report = make_dataset(f"pointmaze-{args.maze}", steps=args.steps, progress=False)

@@ -14,11 +14,10 @@ import torch
 from _common import calls_per_second, random_transitions
 from torch.utils.flop_counter import FlopCounterMode
 
-from iql_sweep.data.transitions import BatchSampler
-from iql_sweep.iql.agent import IQLAgent
-from iql_sweep.iql.config import make_config
-from iql_sweep.iql.fast import FastAgent
-from iql_sweep.iql.population import IQLPopulation, Member
+from iql_sweep.data.replay import ReplayBuffer
+from iql_sweep.iql.config import Member, make_config
+from iql_sweep.iql.learner import IQLLearner
+from iql_sweep.iql.reference import IQLAgent
 
 OBS, ACT, N, B, H = 11, 3, 100_000, 256, 256
 
@@ -58,13 +57,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = random_transitions(N, OBS, ACT)
     config = make_config("default")
+    member = [Member(expectile=0.7, beta=3.0, seed=0)]
     agent = IQLAgent(OBS, ACT, config, seed=0)
-    sampler = BatchSampler(data, B, seed=0)
-    population = IQLPopulation(OBS, ACT, config, [Member(0.7, 3.0, 0)], data)
-    ref_step = lambda: agent.update(sampler.sample())  # noqa: E731
-    fast_step = lambda: population.update(population.sample())  # noqa: E731
-    compiled = FastAgent(OBS, ACT, config, seed=0, compile=True)
-    compiled_step = lambda: compiled.update(sampler.sample())  # noqa: E731
+    buffer = ReplayBuffer(data, B, [0])
+    eager = IQLLearner(OBS, ACT, config, member, data)
+    compiled = IQLLearner(OBS, ACT, config, member, data, speed="compiled")
+    ref_step = lambda: agent.update({k: v[0] for k, v in buffer.sample().items()})  # noqa: E731
+    fast_step = lambda: eager.advance(1)  # noqa: E731
+    compiled_step = lambda: compiled.advance(1)  # noqa: E731
     ref_flops, fast_flops = flops(ref_step), flops(fast_step)
     rates = [gemm_rate(args.seconds) for _ in range(3)]
     gemm = statistics.median(rates)
@@ -74,7 +74,7 @@ def main() -> None:
     compiled_rate = calls_per_second(compiled_step, args.seconds)
     print(f"obs {OBS}, act {ACT}, batch {B}, 2x{H} MLPs, {args.threads} threads, CPU")
     print(
-        f"FLOPs per update: reference {ref_flops / 1e6:.1f} M, fast path {fast_flops / 1e6:.1f} M"
+        f"FLOPs per update: reference {ref_flops / 1e6:.1f} M, learner {fast_flops / 1e6:.1f} M"
     )
     print(
         f"plain matmul rate on the update's layer shapes (fwd + both bwd GEMMs, no autograd): "
@@ -87,8 +87,8 @@ def main() -> None:
     )
     paths = (
         ("reference", ref_rate),
-        ("population of one, eager", fast_rate),
-        ("fast path (compiled)", compiled_rate),
+        ("learner, eager", fast_rate),
+        ("learner, compiled", compiled_rate),
     )
     for name, value in paths:
         print(f"{name:<26}{value:>8.1f} updates/s = {100 * value / bound:.0f}% of the ceiling")

@@ -1,4 +1,4 @@
-"""Peak memory: a 1M-transition dataset as training tensors, and a K = 64 population training.
+"""Peak memory: a 1M-transition dataset as training tensors, and a K = 64 learner training.
 
     .venv/bin/python benchmarks/memory.py [--transitions 1000000] [--members 64]
 
@@ -18,8 +18,8 @@ def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM"):
             return int(line.split()[1]) * 1024
-import iql_sweep.iql.population as P
-from iql_sweep.iql.config import make_config
+from iql_sweep.iql.config import Member, make_config
+from iql_sweep.iql.learner import IQLLearner
 what, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 obs, act = 11, 3
 base = hwm()
@@ -31,10 +31,9 @@ after_data = hwm()
 if what == "dataset":
     print(after_data - base, analytic)
 else:
-    members = [P.Member(0.7, 3.0, s) for s in range(k)]
-    pop = P.IQLPopulation(obs, act, make_config("default"), members, data, share_critics=False)
-    for _ in range(5):
-        pop.update(pop.sample())
+    members = [Member(expectile=0.7, beta=3.0, seed=s) for s in range(k)]
+    pop = IQLLearner(obs, act, make_config("default"), members, data, share_critics=False)
+    pop.advance(5)
     params = sum(p.numel() * 4 for net in (pop.value, pop.q, pop.q_target, pop.actor)
                  for p in net.parameters())
     print(hwm() - after_data, params * 3)  # weights + Adam's two moments (targets: no Adam)
@@ -64,7 +63,7 @@ def main() -> None:
     )
     grown, analytic = measure("population", 10_000, args.members)
     print(
-        f"K={args.members} population (2x256, batch 256, no shared critics), 5 updates: peak RSS "
+        f"K={args.members} learner (2x256, batch 256, no shared critics), 5 updates: peak RSS "
         f"+{grown / 2**20:.0f} MiB (weights + Adam moments about {analytic / 2**20:.0f} MiB; "
         "the rest is activations and gradients)"
     )

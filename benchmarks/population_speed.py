@@ -1,6 +1,6 @@
-"""Configuration-updates/s: the reference solo agent against populations trained as one set of
-kernels (K in {1, 4, 16, 64}, distinct seeds) and a 3 tau x 3 beta grid with and without shared
-critics, eager and compiled (the fast path). Contenders are interleaved over rounds; medians per
+"""Configuration-updates/s: the reference solo agent against learners of K members trained as one
+set of kernels (K in {1, 4, 16, 64}, distinct seeds) and a 3 tau x 3 beta grid with and without
+shared critics, eager and compiled. Contenders are interleaved over rounds; medians per
 contender, ratios to the solo agent.
 
     .venv/bin/python benchmarks/population_speed.py [--rounds 3] [--seconds 4] [--threads 2]
@@ -15,27 +15,27 @@ from collections.abc import Callable
 import torch
 from _common import calls_per_second, print_medians, random_transitions
 
-from iql_sweep.data.transitions import BatchSampler
-from iql_sweep.iql.agent import IQLAgent
-from iql_sweep.iql.config import make_config
-from iql_sweep.iql.population import IQLPopulation, Member
+from iql_sweep.data.replay import ReplayBuffer
+from iql_sweep.iql.config import Member, make_config
+from iql_sweep.iql.learner import IQLLearner
+from iql_sweep.iql.reference import IQLAgent
 
 OBS, ACT, N = 11, 3, 200_000
 
 
 def solo(tensors) -> tuple[Callable[[], None], int]:
     agent = IQLAgent(OBS, ACT, make_config("default"), seed=0)
-    sampler = BatchSampler(tensors, 256, seed=0)
-    return (lambda: agent.update(sampler.sample())), 1
+    buffer = ReplayBuffer(tensors, 256, [0])
+    return (lambda: agent.update({k: v[0] for k, v in buffer.sample().items()})), 1
 
 
 def population(
-    tensors, members: list[Member], share: bool, fast: bool = False
+    tensors, members: list[Member], share: bool, speed: str = "eager"
 ) -> tuple[Callable[[], None], int]:
-    pop = IQLPopulation(
-        OBS, ACT, make_config("default"), members, tensors, share_critics=share, fast=fast
+    learner = IQLLearner(
+        OBS, ACT, make_config("default"), members, tensors, share_critics=share, speed=speed
     )
-    return (lambda: pop.update(pop.sample())), len(members)
+    return (lambda: learner.advance(1)), len(members)
 
 
 def rate(step: Callable[[], None], configs: int, seconds: float) -> float:
@@ -51,17 +51,24 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tensors = random_transitions(N, OBS, ACT)
-    grid = [Member(t, b, 0) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)]
+    grid = [
+        Member(expectile=t, beta=b, seed=0) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)
+    ]
     contenders = {"solo IQLAgent (reference)": solo(tensors)}
     for k in args.sizes:
-        members = [Member(0.7, 3.0, seed) for seed in range(k)]
+        members = [Member(expectile=0.7, beta=3.0, seed=seed) for seed in range(k)]
         contenders[f"population K={k}"] = population(tensors, members, share=False)
     contenders["3tau x 3beta, unshared critics"] = population(tensors, grid, share=False)
     contenders["3tau x 3beta, shared critics"] = population(tensors, grid, share=True)
     contenders["K=16, compiled"] = population(
-        tensors, [Member(0.7, 3.0, seed) for seed in range(16)], share=False, fast=True
+        tensors,
+        [Member(expectile=0.7, beta=3.0, seed=seed) for seed in range(16)],
+        share=False,
+        speed="compiled",
     )
-    contenders["3tau x 3beta, shared, compiled"] = population(tensors, grid, share=True, fast=True)
+    contenders["3tau x 3beta, shared, compiled"] = population(
+        tensors, grid, share=True, speed="compiled"
+    )
     results: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, (step, configs) in contenders.items():

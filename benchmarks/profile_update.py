@@ -1,5 +1,5 @@
-"""Where one IQL update's time goes: torch.profiler over N updates of the reference path, the
-eager population of one and the compiled fast path; per path the top operators by self CPU time
+"""Where one IQL update's time goes: torch.profiler over N updates of the reference agent and of
+the learner (one configuration) eager and compiled; per path the top operators by self CPU time
 and the share spent in matrix multiplies (the hardware-bound part) against everything else
 (dispatch, elementwise kernels, optimiser, Python).
 
@@ -14,10 +14,10 @@ import torch
 from _common import random_transitions
 from torch.profiler import ProfilerActivity, profile
 
-from iql_sweep.data.transitions import BatchSampler
-from iql_sweep.iql.agent import IQLAgent
-from iql_sweep.iql.config import make_config
-from iql_sweep.iql.fast import FastAgent
+from iql_sweep.data.replay import ReplayBuffer
+from iql_sweep.iql.config import Member, make_config
+from iql_sweep.iql.learner import IQLLearner
+from iql_sweep.iql.reference import IQLAgent
 
 OBS, ACT, N = 11, 3, 100_000
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "mkldnn", "mkl_linear")
@@ -51,20 +51,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = random_transitions(N, OBS, ACT)
     config = make_config("default")
+    member = [Member(expectile=0.7, beta=3.0, seed=0)]
     agent = IQLAgent(OBS, ACT, config, seed=0)
-    sampler = BatchSampler(data, 256, seed=0)
-    eager = FastAgent(OBS, ACT, config, seed=0, compile=False)
-    fast = FastAgent(OBS, ACT, config, seed=0, compile=True)
+    buffer = ReplayBuffer(data, 256, [0])
+    eager = IQLLearner(OBS, ACT, config, member, data)
+    compiled = IQLLearner(OBS, ACT, config, member, data, speed="compiled")
     print(f"obs {OBS}, act {ACT}, batch 256, 2x256, {args.threads} threads, CPU")
     profile_path(
-        "reference (IQLAgent)", lambda: agent.update(sampler.sample()), args.updates, args.top
+        "reference (IQLAgent)",
+        lambda: agent.update({k: v[0] for k, v in buffer.sample().items()}),
+        args.updates,
+        args.top,
     )
-    profile_path(
-        "population of one, eager", lambda: eager.update(sampler.sample()), args.updates, args.top
-    )
-    profile_path(
-        "fast path (compiled)", lambda: fast.update(sampler.sample()), args.updates, args.top
-    )
+    profile_path("learner, eager", lambda: eager.advance(1), args.updates, args.top)
+    profile_path("learner, compiled", lambda: compiled.advance(1), args.updates, args.top)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Updates/s of one configuration: the project's reference path, a population of one run eagerly
-(fused twin critics as batched matmuls, one stacked Adam per network), the fast path (the same,
-with fused Adam and the three stages compiled by torch.compile) and d3rlpy's IQL, on the same data
-and machine, minibatch sampling included, rounds interleaved.
+"""Updates/s of one configuration: the readable reference agent, the learner eager (fused twin
+critics as batched matmuls, fused Adam) and compiled (the same, its three stages compiled by
+torch.compile), and d3rlpy's IQL, on the same data and machine, minibatch draw included, rounds
+interleaved.
 
 d3rlpy pins gymnasium 1.0.0, so it lives in its own venv and runs in a subprocess:
 
@@ -24,11 +24,10 @@ import numpy as np
 import torch
 from _common import calls_per_second, print_medians, random_transitions
 
-from iql_sweep.data.transitions import BatchSampler
-from iql_sweep.iql.agent import IQLAgent
-from iql_sweep.iql.config import make_config
-from iql_sweep.iql.fast import FastAgent
-from iql_sweep.iql.population import IQLPopulation, Member
+from iql_sweep.data.replay import ReplayBuffer
+from iql_sweep.iql.config import Member, make_config
+from iql_sweep.iql.learner import IQLLearner
+from iql_sweep.iql.reference import IQLAgent
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDE_VENV = ROOT / ".venv-d3rlpy"
@@ -94,17 +93,17 @@ def main() -> None:
     data_file = Path(tempfile.mkdtemp()) / "data.npz"
     tensors = make_data(data_file)
     config = make_config("default")
+    member = [Member(expectile=0.7, beta=3.0, seed=0)]
     agent = IQLAgent(OBS, ACT, config, seed=0)
-    sampler = BatchSampler(tensors, 256, seed=0)
-    population = IQLPopulation(OBS, ACT, config, [Member(0.7, 3.0, 0)], tensors)
-    fast = FastAgent(OBS, ACT, config, seed=0, compile=True)
-    fast_sampler = BatchSampler(tensors, 256, seed=0)
-    results: dict[str, list[float]] = {
-        "d3rlpy IQL": [],
-        "reference": [],
-        "population of one, eager": [],
-        "fast path (compiled)": [],
+    buffer = ReplayBuffer(tensors, 256, [0])
+    eager = IQLLearner(OBS, ACT, config, member, tensors)
+    compiled = IQLLearner(OBS, ACT, config, member, tensors, speed="compiled")
+    contenders = {
+        "reference": lambda: agent.update({k: v[0] for k, v in buffer.sample().items()}),
+        "learner, eager": lambda: eager.advance(1),
+        "learner, compiled": lambda: compiled.advance(1),
     }
+    results: dict[str, list[float]] = {"d3rlpy IQL": [], **{name: [] for name in contenders}}
     version = "?"
     for _ in range(args.rounds):
         out = subprocess.run(
@@ -123,13 +122,8 @@ def main() -> None:
         line = json.loads(out.stdout.strip().splitlines()[-1])
         results["d3rlpy IQL"].append(line["rate"])
         version = line["version"]
-        results["reference"].append(rate(lambda: agent.update(sampler.sample()), args.seconds))
-        results["population of one, eager"].append(
-            rate(lambda: population.update(population.sample()), args.seconds)
-        )
-        results["fast path (compiled)"].append(
-            rate(lambda: fast.update(fast_sampler.sample()), args.seconds)
-        )
+        for name, step in contenders.items():
+            results[name].append(rate(step, args.seconds))
     print(
         f"one configuration, batch 256, 2x256, obs {OBS}, act {ACT}, {args.threads} threads, "
         f"CPU; d3rlpy {version}; medians of {args.rounds} interleaved rounds of {args.seconds:g} s"

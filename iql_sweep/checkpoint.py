@@ -1,22 +1,47 @@
-"""Exact-resume checkpoints of a training run, written atomically."""
+"""The one checkpoint format: a versioned envelope around the learner's exact-resume state.
+
+Written by the training loop for the CLI (``checkpoint.pt``) and for Ray Tune trials
+(``iql_state.pt`` in Tune's checkpoint folders), read by resume and by the stitching analysis::
+
+    {"format": 2, "kind": "iql-sweep/learner",
+     "trial": TrialConfig, "config": the resolved IQLConfig, "members": [Member...],
+     "learner": IQLLearner.state_dict()  (nets, targets, optimisers, step, generators, buffer),
+     "rng": global RNG states, "loop": the loop's own state (rows, failed members, collector)}
+
+Checkpoints of earlier versions (format 1: one per engine path) are refused with a message.
+"""
 
 from __future__ import annotations
 
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from iql_sweep.data.transitions import BatchSampler
-from iql_sweep.iql.agent import IQLAgent
+from iql_sweep.errors import ConfigError
+from iql_sweep.iql.config import IQLConfig
+from iql_sweep.iql.learner import IQLLearner
+from iql_sweep.trial_config import TrialConfig
+
+FORMAT = 2
+KIND = "iql-sweep/learner"
+#: File names: the CLI's run folder, and inside a Ray Tune checkpoint folder.
+CLI_FILE = "checkpoint.pt"
+TUNE_FILE = "iql_state.pt"
+
+
+class CheckpointFormatError(ConfigError):
+    """A checkpoint this version cannot read (written by an earlier one, or not ours)."""
 
 
 def rng_state() -> dict[str, Any]:
-    """Every global RNG a run touches (torch CPU/CUDA for dropout, numpy, python)."""
+    """Every global RNG (torch CPU/CUDA, numpy, python); the learner's own generators are in
+    its state, so this only guards against libraries that draw from the global ones."""
     state = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
@@ -35,26 +60,47 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def training_state(
-    agent: IQLAgent, sampler: BatchSampler, extra: dict[str, Any] | None = None
+def make_checkpoint(
+    trial: TrialConfig, learner: IQLLearner, loop: dict[str, Any]
 ) -> dict[str, Any]:
-    """Agent (nets, targets, optimisers, schedule, step), sampler generator and global RNGs."""
+    """The envelope of a run's state at the end of an evaluation."""
     return {
-        "agent": agent.state_dict(),
-        "sampler": sampler.state_dict(),
+        "format": FORMAT,
+        "kind": KIND,
+        "trial": trial.model_dump(mode="json"),
+        "config": learner.config.model_dump(mode="json"),
+        "members": [m.model_dump() for m in learner.members],
+        "learner": learner.state_dict(),
         "rng": rng_state(),
-        "extra": extra or {},
+        "loop": loop,
     }
 
 
-def restore_training_state(
-    state: dict[str, Any], agent: IQLAgent, sampler: BatchSampler
-) -> dict[str, Any]:
-    """Load a :func:`training_state` into a freshly built agent and sampler; returns ``extra``."""
-    agent.load_state_dict(state["agent"])
-    sampler.load_state_dict(state["sampler"])
+def check_format(state: Any, where: str | Path = "checkpoint") -> dict[str, Any]:
+    """``state`` if it is a checkpoint of this format; else a clear refusal."""
+    if not isinstance(state, dict) or state.get("kind") != KIND:
+        earlier = isinstance(state, dict) and ("agent" in state or "population" in state)
+        if earlier:
+            raise CheckpointFormatError(
+                f"{where}: written by an earlier iql-sweep (one checkpoint format per engine "
+                f"path, before the single learner's format {FORMAT}); this version cannot "
+                "resume it. Start the run again in a new folder, or finish it with the release "
+                "that started it"
+            )
+        raise CheckpointFormatError(f"{where}: not an iql-sweep checkpoint")
+    if state.get("format") != FORMAT:
+        raise CheckpointFormatError(
+            f"{where}: checkpoint format {state.get('format')!r}; this version reads format "
+            f"{FORMAT} only"
+        )
+    return state
+
+
+def restore(state: dict[str, Any], learner: IQLLearner) -> dict[str, Any]:
+    """Load a checkpoint into a freshly built learner; returns the loop's state."""
+    learner.load_state_dict(state["learner"])
     set_rng_state(state["rng"])
-    return state.get("extra", {})
+    return state["loop"]
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -72,6 +118,17 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`atomic_torch_save` (tensors on the CPU; loading it
-    into an agent moves them to the agent's device)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """Read a checkpoint (tensors on the CPU) and check its format."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return check_format(state, path)
+
+
+def value_function(state: dict[str, Any], member: int) -> Callable[[np.ndarray], np.ndarray]:
+    """V of configuration ``member`` of a checkpoint: float32 observations ``[N, obs]`` ->
+    values ``[N]`` (its critic group's V)."""
+    learner = IQLLearner.from_state(state["learner"], IQLConfig(**state["config"]))
+
+    def v(obs: np.ndarray) -> np.ndarray:
+        return learner.values(torch.as_tensor(obs, dtype=torch.float32))[member].numpy()
+
+    return v

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -36,6 +37,20 @@ def _run_dir(dataset_id: str, tag: str) -> Path:
     return Path("runs") / dataset_id.replace("/", "_") / f"{tag}-{stamp}"
 
 
+def _option_errors(err: ValidationError) -> str:
+    """pydantic's errors on the run settings, named by their command-line option."""
+    lines = []
+    for e in err.errors():
+        option = "--" + str(e["loc"][0]).replace("_", "-")
+        detail = e["msg"]
+        if e["type"] == "greater_than_equal" and e.get("ctx", {}).get("ge") == 1:
+            detail = "must be a positive integer"
+        elif e["type"] == "greater_than_equal":
+            detail = f"must be at least {e['ctx']['ge']}"
+        lines.append(f"{option}: {detail} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
 @app.command()
 def train(
     dataset: Annotated[str, typer.Option("--dataset", help="Minari dataset id (local).")],
@@ -45,7 +60,9 @@ def train(
     expectile: Annotated[float | None, typer.Option(help="tau in (0, 1).")] = None,
     beta: Annotated[float | None, typer.Option(help="AWR inverse temperature >= 0.")] = None,
     steps: Annotated[int, typer.Option(help="Gradient steps.")] = 1_000_000,
-    eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 5000,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Evaluate every N steps [default: min(5000, steps)].")
+    ] = None,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 10,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
@@ -61,44 +78,49 @@ def train(
         int, typer.Option(help="Gradient updates per fine-tuning environment step.")
     ] = 1,
     compile: Annotated[
-        bool, typer.Option(help="The fast path (fused critics and Adam, torch.compile).")
+        bool,
+        typer.Option(help="The fast path: torch.compile (CPU), one captured CUDA graph (GPU)."),
     ] = False,
 ) -> None:
     """Train IQL on one dataset (then optionally fine-tune online), evaluating periodically and
     checkpointing."""
-    from iql_sweep.training import RunSettings, build_config, resolve_device
+    from iql_sweep.data.minari_io import dataset_path
+    from iql_sweep.training import cli_trial, resolve_device
     from iql_sweep.training import train as run_training
+    from iql_sweep.trial_config import RunSettings
 
     overrides = {"expectile": expectile, "beta": beta, "batch_size": batch_size}
     try:
         # Every input is checked before any data is read.
-        settings = RunSettings(
-            dataset_id=dataset,
-            steps=steps,
-            eval_every=eval_every,
-            eval_episodes=eval_episodes,
-            seed=seed,
-            device=device,
-            out_dir=out,
-            progress=progress,
-            online_steps=online_steps,
-            updates_per_env_step=updates_per_env_step,
-            compile=compile,
-        )
-        settings.validate()
-        cfg = build_config(dataset, preset, settings.total_updates, overrides)
-        if compile and cfg.actor_dropout > 0:
-            raise ConfigError(
-                f"--compile: the fast path has no actor dropout yet (actor_dropout "
-                f"{cfg.actor_dropout} from the preset); drop --compile"
+        try:
+            settings = RunSettings(
+                steps=steps,
+                eval_every=eval_every if eval_every is not None else min(5000, max(steps, 1)),
+                eval_episodes=eval_episodes,
+                online_steps=online_steps,
+                updates_per_env_step=updates_per_env_step,
+                compile=compile,
             )
+        except ValidationError as err:
+            raise ConfigError(_option_errors(err)) from None
+        trial = cli_trial(dataset, settings, seed, preset, overrides)
+        problems = settings.problems("--") + trial.problems()
+        if problems:
+            raise ConfigError("\n".join(problems))
+        cfg = trial.base_config()
         resolve_device(device)
         tag = f"tau{cfg.expectile}-beta{cfg.beta}-seed{seed}"
-        settings.out_dir = out or _run_dir(dataset, tag)
-        from iql_sweep.data.minari_io import dataset_path
-
         dataset_path(dataset)
-        summary = run_training(settings, preset=preset, overrides=overrides)
+        summary = run_training(
+            dataset,
+            settings,
+            seed=seed,
+            preset=preset,
+            overrides=overrides,
+            device=device,
+            out_dir=out or _run_dir(dataset, tag),
+            progress=progress,
+        )
     except IQLSweepError as err:
         _fail(err)
     console.print(f"[bold green]done[/] {summary.line()}", highlight=False)
@@ -126,7 +148,7 @@ def datasets_make(
     """Generate a dataset in Minari's format under the local Minari root."""
     from dataclasses import replace
 
-    from iql_sweep.data.catalog import make_dataset
+    from iql_sweep.data.make import make_dataset
     from iql_sweep.data.pointmaze import Corruption
 
     try:
@@ -158,7 +180,7 @@ def datasets_make(
 @datasets_app.command("list")
 def datasets_list() -> None:
     """Datasets present locally and the ones the project can make."""
-    from iql_sweep.data.catalog import GENERATORS
+    from iql_sweep.data.generators import GENERATORS
     from iql_sweep.data.minari_io import local_dataset_ids, minari_root
 
     present = set(local_dataset_ids())
@@ -193,11 +215,7 @@ def validate(spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML).")])
         parsed = load_spec(spec)
     except IQLSweepError as err:
         _spec_error(err)
-    from iql_sweep.spec import pack_size
-    from iql_sweep.sweep import pack_plan
-
-    packed = pack_size(parsed) > 1 and parsed.search.grid is not None
-    runs = len(parsed.datasets) * len(pack_plan(parsed)) if packed else trial_count(parsed)
+    runs = len(parsed.datasets) * len(parsed.pack_plan()) if parsed.packed else trial_count(parsed)
     console.print(
         f"[bold green]valid[/] {parsed.name}: {trial_count(parsed)} configurations in {runs} "
         f"Ray trials on {len(parsed.datasets)} dataset(s), output {parsed.experiment_dir()}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -14,9 +14,12 @@ from gymnasium.envs.registration import EnvSpec
 from iql_sweep.data.minari_io import flatten_observations
 from iql_sweep.data.normalization import normalized_score
 from iql_sweep.data.transitions import Transitions
+from iql_sweep.envs import register_robotics_envs
 from iql_sweep.errors import DatasetError
 
 ActFn = Callable[[torch.Tensor], torch.Tensor]
+#: The deterministic policy of several members: (obs ``[m, E, obs]``, member indices) -> actions.
+MembersActFn = Callable[[torch.Tensor, list[int]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,6 @@ def env_spec_from_metadata(spec: str | EnvSpec | None, dataset_id: str) -> EnvSp
 def dataset_env_spec(data: Transitions) -> EnvSpec:
     """The env a dataset is evaluated (and fine-tuned) in: its eval_env_spec, else env_spec;
     gymnasium-robotics' envs are registered first."""
-    from iql_sweep.data.pointmaze import register_robotics_envs
-
     register_robotics_envs()
     meta = data.metadata
     return env_spec_from_metadata(
@@ -79,15 +80,21 @@ def to_env_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.n
 
 
 class Evaluator:
-    """Runs ``episodes`` seeded episodes in ``num_envs`` synchronous vector envs, batching the
-    policy's forward pass across envs; actions are mapped back to the env's action box."""
+    """Seeded episodes of one or many policies in synchronous vector envs.
+
+    A pack's members are evaluated together: every environment step is one batched policy
+    forward over all (member, episode) pairs of a round (up to ``max_envs`` envs, at most
+    ``max_envs_per_member`` per member). Member ``k``'s episode ``i`` is reset with seed
+    ``seeds[k] + i``, the seeds a solo run of that member uses; actions are mapped back to the
+    env's action box."""
 
     def __init__(
         self,
         data: Transitions,
         episodes: int = 10,
-        seed: int = 0,
-        max_envs: int = 25,
+        seeds: Sequence[int] = (0,),
+        max_envs: int = 200,
+        max_envs_per_member: int = 25,
     ):
         meta = data.metadata
         self.dataset_id = meta["dataset_id"]
@@ -98,38 +105,68 @@ class Evaluator:
         self.high = data.action_high.astype(np.float64)
         self.ref_min, self.ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
         self.episodes = episodes
-        self.seed = seed
-        self.num_envs = max(1, min(episodes, max_envs))
-        spec = self.spec
-        self.envs = gym.vector.SyncVectorEnv(
-            [lambda: gym.make(spec) for _ in range(self.num_envs)],
-            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
-        )
+        self.seeds = list(seeds)
+        self.per_member = max(1, min(episodes, max_envs_per_member))
+        self.members_per_round = max(1, max_envs // self.per_member)
+        self._envs: dict[int, gym.vector.SyncVectorEnv] = {}
+
+    def _vector(self, size: int) -> gym.vector.SyncVectorEnv:
+        if size not in self._envs:
+            spec = self.spec
+            self._envs[size] = gym.vector.SyncVectorEnv(
+                [lambda: gym.make(spec) for _ in range(size)],
+                autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+            )
+        return self._envs[size]
 
     def _to_env_action(self, action: np.ndarray) -> np.ndarray:
         return to_env_action(action, self.low, self.high)
 
+    def _round(self, act: MembersActFn, members: list[int], start: int, device) -> np.ndarray:
+        """Episodes ``start..start+E`` of ``members`` at once: returns ``[len(members), E]``."""
+        e = self.per_member
+        envs = self._vector(len(members) * e)
+        seeds = [self.seeds[k] + start + i for k in members for i in range(e)]
+        obs, _ = envs.reset(seed=seeds)
+        totals = np.zeros(len(seeds))
+        done = np.zeros(len(seeds), dtype=bool)
+        while not done.all():
+            flat = flatten_observations(obs, self.obs_space, self.obs_keys)
+            batch = torch.as_tensor(flat, device=device).view(len(members), e, -1)
+            action = act(batch, members).reshape(len(seeds), -1).cpu().numpy()
+            obs, reward, terminated, truncated, _ = envs.step(
+                self._to_env_action(action.astype(np.float64))
+            )
+            totals += np.where(done, 0.0, reward)
+            done |= terminated | truncated
+        return totals.reshape(len(members), e)
+
+    def evaluate(
+        self, act: MembersActFn, members: Sequence[int], device: str | torch.device = "cpu"
+    ) -> dict[int, EvalResult]:
+        """Every member's ``episodes`` episodes; ``act(obs [m, E, obs], members) -> [m, E,
+        act]`` is the members' deterministic policy."""
+        members = list(members)
+        returns: dict[int, list[float]] = {k: [] for k in members}
+        for first in range(0, len(members), self.members_per_round):
+            chunk = members[first : first + self.members_per_round]
+            for start in range(0, self.episodes, self.per_member):
+                totals = self._round(act, chunk, start, device)
+                for row, k in enumerate(chunk):
+                    returns[k].extend(totals[row, : self.episodes - start].tolist())
+        return {k: self._result(np.asarray(r)) for k, r in returns.items()}
+
     def __call__(self, act: ActFn, device: str | torch.device = "cpu") -> EvalResult:
-        returns: list[float] = []
-        for start in range(0, self.episodes, self.num_envs):
-            seeds = [self.seed + start + i for i in range(self.num_envs)]
-            obs, _ = self.envs.reset(seed=seeds)
-            totals = np.zeros(self.num_envs)
-            done = np.zeros(self.num_envs, dtype=bool)
-            while not done.all():
-                flat = flatten_observations(obs, self.obs_space, self.obs_keys)
-                action = act(torch.as_tensor(flat, device=device)).cpu().numpy()
-                obs, reward, terminated, truncated, _ = self.envs.step(
-                    self._to_env_action(action.astype(np.float64))
-                )
-                totals += np.where(done, 0.0, reward)
-                done |= terminated | truncated
-            returns.extend(totals[: self.episodes - start].tolist())
-        arr = np.asarray(returns)
+        """One policy ``act(obs [N, obs]) -> [N, act]``, with the first seed."""
+        return self.evaluate(lambda obs, _: act(obs[0])[None], [0], device)[0]
+
+    def _result(self, returns: np.ndarray) -> EvalResult:
         norm = None
         if self.ref_min is not None and self.ref_max is not None:
-            norm = normalized_score(arr, self.ref_min, self.ref_max)
-        return EvalResult(arr, norm)
+            norm = normalized_score(returns, self.ref_min, self.ref_max)
+        return EvalResult(returns, norm)
 
     def close(self) -> None:
-        self.envs.close()
+        for envs in self._envs.values():
+            envs.close()
+        self._envs.clear()

@@ -1,5 +1,6 @@
-"""Online fine-tuning after offline training: a replay buffer that starts as the offline data and
-grows with environment interaction, and the collector that steps the environment.
+"""Online fine-tuning after offline training: the collector that steps the environment and grows
+the learner's replay buffer (:class:`~iql_sweep.data.replay.ReplayBuffer`), which starts as the
+offline data.
 
 The paper's protocol: after offline pre-training, the same IQL losses go on, on a buffer holding
 the offline transitions plus every new one; one environment step (an action sampled from the
@@ -23,109 +24,13 @@ import numpy as np
 import torch
 
 from iql_sweep.data.minari_io import flatten_observations
-from iql_sweep.data.transitions import ARRAY_FIELDS, BatchSampler, Transitions
-from iql_sweep.errors import ConfigError
+from iql_sweep.data.replay import ReplayBuffer
+from iql_sweep.data.transitions import Transitions
 from iql_sweep.evaluation import dataset_env_spec, to_env_action
 
 #: Offsets that keep the online streams apart from the sampler and the evaluation episodes.
 ACTION_SEED_OFFSET = 20_000
 EPISODE_SEED_OFFSET = 30_000
-
-
-class ReplayBuffer(BatchSampler):
-    """Uniform minibatches over the offline rows followed by the online rows added so far.
-
-    Storage is preallocated for ``capacity_extra`` online rows on the data's device. Until the
-    first :meth:`add` it samples exactly as a :class:`BatchSampler` over the offline data (same
-    generator draws), so a run's offline phase does not depend on a later fine-tuning phase.
-    """
-
-    def __init__(
-        self,
-        offline: dict[str, torch.Tensor],
-        capacity_extra: int,
-        batch_size: int,
-        seed: int = 0,
-    ):
-        n = int(offline["rewards"].shape[0])
-        storage = {}
-        for key, value in offline.items():
-            extra = torch.zeros((capacity_extra, *value.shape[1:]), dtype=value.dtype)
-            storage[key] = torch.cat([value, extra.to(value.device)])
-        super().__init__(storage, batch_size, seed)
-        self.offline_size = n
-        self.size = n
-        self.capacity = n + capacity_extra
-        self.fingerprint = _fingerprint(offline)
-
-    @property
-    def online_size(self) -> int:
-        return self.size - self.offline_size
-
-    def add(
-        self,
-        obs: np.ndarray,
-        action: np.ndarray,
-        reward: float,
-        next_obs: np.ndarray,
-        terminal: bool,
-        timeout: bool,
-    ) -> None:
-        """Append one transition (policy-space action, transformed reward)."""
-        if self.size >= self.capacity:
-            raise RuntimeError(f"replay buffer is full ({self.capacity} rows)")
-        row = {
-            "observations": obs,
-            "actions": action,
-            "rewards": reward,
-            "next_observations": next_obs,
-            "terminals": float(terminal),
-            "timeouts": float(timeout),
-        }
-        for key in ARRAY_FIELDS:
-            self.tensors[key][self.size] = torch.as_tensor(row[key], dtype=torch.float32)
-        self.size += 1
-
-    def online_rows(self, key: str) -> torch.Tensor:
-        return self.tensors[key][self.offline_size : self.size]
-
-    def state_dict(self) -> dict[str, Any]:
-        """The sampler's state plus the online rows (the offline rows are the dataset)."""
-        return {
-            **super().state_dict(),
-            "offline_size": self.offline_size,
-            "fingerprint": self.fingerprint,
-            "online": {k: self.online_rows(k).cpu().clone() for k in ARRAY_FIELDS},
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        online = state.get("online")
-        if online is None:  # a checkpoint from an offline-only run: nothing was added
-            return
-        if state["offline_size"] != self.offline_size or state["fingerprint"] != self.fingerprint:
-            raise ConfigError(
-                "checkpoint: its replay buffer was built on other offline data "
-                f"({state['offline_size']} rows) than this run's ({self.offline_size}); resume "
-                "with the dataset the run started from"
-            )
-        count = int(online["rewards"].shape[0])
-        if self.offline_size + count > self.capacity:
-            raise ConfigError(
-                f"checkpoint: its replay buffer holds {count} online rows, more than this run's "
-                f"online_steps ({self.capacity - self.offline_size}) allow"
-            )
-        for key in ARRAY_FIELDS:
-            end = self.offline_size + count
-            self.tensors[key][self.offline_size : end] = online[key].to(self.device)
-        self.size = self.offline_size + count
-
-
-def _fingerprint(tensors: dict[str, torch.Tensor]) -> list[float]:
-    """A cheap content check of the offline rows (sums per field and the row count)."""
-    return [float(tensors["rewards"].shape[0])] + [
-        float(tensors[k].double().sum()) for k in ARRAY_FIELDS
-    ]
 
 
 class OnlineCollector:
@@ -175,14 +80,14 @@ class OnlineCollector:
         obs, _ = self.env.reset(seed=self.seed + EPISODE_SEED_OFFSET + self.episode)
         return self._flat(obs)
 
-    def step(self, agent, buffer: ReplayBuffer) -> None:
-        """One environment step with an action sampled from ``agent``'s policy."""
+    def step(self, learner, buffer: ReplayBuffer) -> None:
+        """One environment step with an action sampled from the learner's (only) policy."""
         if self.obs is None:
             self.obs = self._reset()
             self.episode_start = buffer.size
             self.episode_return = 0.0
-        obs_t = torch.as_tensor(self.obs, device=agent.device)[None]
-        action = agent.sample_actions(obs_t, self.generator)[0].cpu().numpy()
+        obs_t = torch.as_tensor(self.obs, device=learner.device)[None]
+        action = learner.sample_actions(obs_t, 0, self.generator)[0].cpu().numpy()
         action = np.clip(action, -self.action_clip, self.action_clip).astype(np.float32)
         next_obs, reward, terminated, truncated, _ = self.env.step(self._to_env_action(action))
         flat_next = self._flat(next_obs)
@@ -226,11 +131,12 @@ class OnlineCollector:
         if not state["in_episode"]:
             return
         obs = self._reset()
-        actions = buffer.tensors["actions"][self.episode_start : buffer.size].cpu().numpy()
+        rows = buffer.split(buffer.storage[self.episode_start : buffer.size])
+        actions = rows["actions"].cpu().numpy()
         for action in actions:
             raw, *_ = self.env.step(self._to_env_action(action))
             obs = self._flat(raw)
-        saved = buffer.tensors["next_observations"][buffer.size - 1].cpu().numpy()
+        saved = rows["next_observations"][-1].cpu().numpy()
         if len(actions) and not np.allclose(obs, saved, atol=1e-5):
             raise RuntimeError(
                 f"{self.dataset_id}: replaying the interrupted episode did not reproduce its "

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from iql_sweep.errors import ConfigError
+from iql_sweep.trial_config import TrialConfig
 
 REPORT_DIR = "report"
 KEYS = ["dataset", "expectile", "beta"]
@@ -45,14 +46,14 @@ def _last(frame: pd.DataFrame, column: str) -> float:
 
 def _configurations(trial, hist: pd.DataFrame, error: str | None):
     """(id, resolved config, seed, history, status, error) per configuration of a trial: one for
-    a plain trial, one per member of a pack (metrics under ``m<k>/``)."""
-    from iql_sweep.trainable import trial_configurations
-
-    for k, cfg, seed in trial_configurations(trial.config):
-        if k is None:
-            yield trial.trial_id, cfg, seed, hist, trial.status, error
+    a plain trial, one per member of a pack (metrics under its prefix)."""
+    config = TrialConfig.model_validate(trial.config)
+    for k, cfg, member in config.configurations():
+        config_id = config.member_id(trial.trial_id, k)
+        if not config.packed:
+            yield config_id, cfg, member.seed, hist, trial.status, error
             continue
-        prefix = f"m{k}/"
+        prefix = config.metric_prefix(k)
         columns = {c: c[len(prefix) :] for c in hist.columns if c.startswith(prefix)}
         member_hist = hist[["step", *columns]].rename(columns=columns)
         if "score" in member_hist:
@@ -62,7 +63,7 @@ def _configurations(trial, hist: pd.DataFrame, error: str | None):
         failed = prefix + "failed" in hist and len(hist) and hist[prefix + "failed"].iloc[-1] == 1
         status = "ERROR" if failed else trial.status
         reason = str(hist[prefix + "error"].iloc[-1]) if failed else error
-        yield f"{trial.trial_id}-m{k}", cfg, seed, member_hist, status, reason
+        yield config_id, cfg, member.seed, member_hist, status, reason
 
 
 def _phase_scores(hist: pd.DataFrame) -> dict[str, float]:
@@ -90,8 +91,7 @@ def load_results(experiment: Path) -> SweepResults:
     # Hyper-parameters that vary across trials besides tau and beta get their own columns.
     values: dict[str, set[str]] = {}
     for trial in analysis.trials:
-        fixed = {**trial.config.get("iql", {}), **trial.config.get("pack", {}).get("overrides", {})}
-        for key, value in fixed.items():
+        for key, value in TrialConfig.model_validate(trial.config).overrides().items():
             values.setdefault(key, set()).add(repr(value))
     searched = {k for k, v in values.items() if len(v) > 1}
     rows, histories = [], []
@@ -116,7 +116,7 @@ def load_results(experiment: Path) -> SweepResults:
                 "status": status,
                 "error": reason,
                 "steps_done": int(member_hist["step"].max()) if len(member_hist) else 0,
-                "steps_planned": int(trial.config["run"]["steps"]),
+                "steps_planned": int(TrialConfig.model_validate(trial.config).run.steps),
                 "evaluations": len(member_hist),
                 "last_score": _last(member_hist, "score"),
                 "best_score": float(member_hist["score"].max()) if len(member_hist) else np.nan,

@@ -19,6 +19,7 @@ A spec (see ``sweeps/*.yaml``)::
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -28,9 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from iql_sweep.errors import ConfigError
 from iql_sweep.iql.config import PRESETS, IQLConfig
+from iql_sweep.trial_config import Pack, RunSettings, TrialConfig, TrialRun
 
 #: Search dimensions that are not IQL hyper-parameters.
 RUN_KEYS = ("seed",)
+#: Grid dimensions a pack holds inside one trial (everything else splits packs).
+MEMBER_KEYS = ("expectile", "beta", "seed")
 
 
 class StrictModel(BaseModel):
@@ -90,22 +94,6 @@ class Search(StrictModel):
         return self
 
 
-class Training(StrictModel):
-    steps: int = Field(ge=1)
-    eval_every: int = Field(ge=1)
-    eval_episodes: int = Field(10, ge=1)
-    checkpoint_every: int | None = Field(None, ge=1)
-    online_steps: int = Field(
-        0, ge=0, description="online fine-tuning environment steps after the offline steps"
-    )
-    updates_per_env_step: int = Field(1, ge=1, description="updates per fine-tuning env step")
-    compile: bool = Field(
-        False,
-        description="the fast path: fused twin critics, fused Adam, torch.compile (CUDA graphs "
-        "on GPU); pays off for long runs, costs a compile at each trial start",
-    )
-
-
 class Resources(StrictModel):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
@@ -135,7 +123,7 @@ class SweepSpec(StrictModel):
     preset: str | None = None
     iql: dict[str, Any] = Field(default_factory=dict)
     search: Search
-    training: Training
+    training: RunSettings
     resources: Resources = Field(default_factory=Resources)
     wandb: WandbSettings = Field(default_factory=WandbSettings)
     output: str = "results"
@@ -148,6 +136,66 @@ class SweepSpec(StrictModel):
 
     def experiment_dir(self, base: Path | None = None) -> Path:
         return self.output_dir(base) / self.name
+
+    @property
+    def pack_size(self) -> int:
+        """How many configurations one trial trains at most (1: unpacked)."""
+        pack = self.resources.pack
+        return 16 if pack == "auto" else int(pack)
+
+    @property
+    def packed(self) -> bool:
+        """Whether trials train packs (grid searches with pack > 1)."""
+        return self.pack_size > 1 and self.search.grid is not None
+
+    def pack_plan(self) -> list[dict[str, Any]]:
+        """Split a grid into packs: configurations that differ only in tau, beta and seed train
+        together; members sharing tau and seed sit next to each other so they share a critic."""
+        grid = dict(self.search.grid or {})
+        member_dims = {k: grid.pop(k) for k in MEMBER_KEYS if k in grid}
+        members = [dict(zip(member_dims, v)) for v in itertools.product(*member_dims.values())]
+        members.sort(key=lambda m: (m.get("seed", self.seed), m.get("expectile", 0.0)))
+        packs = []
+        for values in itertools.product(*grid.values()):
+            overrides = dict(zip(grid, values))
+            for start in range(0, len(members), self.pack_size):
+                chunk = [{"seed": self.seed, **m} for m in members[start : start + self.pack_size]]
+                packs.append({"members": chunk, "overrides": overrides})
+        return packs
+
+    def trial_template(self, dataset: str) -> TrialConfig:
+        """The trial configuration every trial on ``dataset`` starts from (no search applied)."""
+        run = TrialRun(
+            **self.training.model_dump(),
+            cpus_per_trial=self.resources.cpus_per_trial,
+            gpus_per_trial=self.resources.gpus_per_trial,
+            share_critics=self.resources.share_critics,
+        )
+        return TrialConfig(
+            dataset=dataset,
+            seed=self.seed,
+            preset=self.preset,
+            iql=dict(self.iql),
+            sweep=self.name,
+            run=run,
+        )
+
+    def trial_configs(self) -> list[TrialConfig]:
+        """Every trial a grid search makes (an Optuna search: one template per dataset, its
+        values are drawn later)."""
+        out = []
+        for dataset in self.datasets:
+            template = self.trial_template(dataset)
+            if self.packed:
+                out += [template.model_copy(update={"pack": Pack(**p)}) for p in self.pack_plan()]
+                continue
+            grid = dict(self.search.grid or {})
+            seeds = grid.pop("seed", [self.seed])
+            for seed in seeds:
+                for values in itertools.product(*grid.values()):
+                    iql = {**template.iql, **dict(zip(grid, values))}
+                    out.append(template.model_copy(update={"seed": seed, "iql": iql}))
+        return out
 
     def smoke(self) -> SweepSpec:
         """A tiny version for checking a spec end to end: 2 values per grid dimension, 2 Optuna
@@ -257,7 +305,7 @@ def _search_errors(spec: SweepSpec) -> list[str]:
 
 
 def _dataset_errors(spec: SweepSpec) -> list[str]:
-    from iql_sweep.data.catalog import name_for_id
+    from iql_sweep.data.generators import name_for_id
     from iql_sweep.data.minari_io import _ID_RE, local_dataset_ids, minari_root
 
     present = set(local_dataset_ids())
@@ -300,17 +348,7 @@ def validate_spec(raw: Any, check_datasets: bool = True) -> SweepSpec:
     if "max_steps" in spec.iql:
         problems.append("iql.max_steps: set by training.steps; remove it")
     problems += _search_errors(spec)
-    if spec.training.eval_every > spec.training.steps:
-        problems.append(
-            f"training.eval_every: {spec.training.eval_every} exceeds training.steps "
-            f"({spec.training.steps}); there would be no evaluation before the end"
-        )
-    every = spec.training.checkpoint_every
-    if every is not None and every % spec.training.eval_every:
-        problems.append(
-            f"training.checkpoint_every: must be a multiple of training.eval_every "
-            f"({spec.training.eval_every}); got {every}"
-        )
+    problems += spec.training.problems("training.")
     if spec.search.scheduler is not None and spec.training.steps // spec.training.eval_every < 2:
         problems.append("search.scheduler: ASHA needs at least 2 evaluations per trial")
     pack = spec.resources.pack
@@ -318,24 +356,9 @@ def validate_spec(raw: Any, check_datasets: bool = True) -> SweepSpec:
         problems.append(f"resources.pack: must be a positive integer or 'auto' (got {pack})")
     if spec.search.optuna is not None and pack != 1:
         problems.append("resources.pack: Optuna searches run one configuration per trial; use 1")
-    if (
-        pack != 1
-        and spec.iql.get("actor_dropout")
-        or (pack != 1 and spec.preset in ("kitchen", "adroit"))
-    ):
-        problems.append("resources.pack: populations do not support actor dropout yet; use 1")
-    if spec.training.online_steps and pack != 1:
-        problems.append(
-            "resources.pack: online fine-tuning (training.online_steps) runs one configuration "
-            "per trial, each with its own environment; use 1"
-        )
-    if spec.training.compile and (
-        spec.iql.get("actor_dropout") or spec.preset in ("kitchen", "adroit")
-    ):
-        problems.append(
-            "training.compile: the fast path has no actor dropout yet (kitchen/adroit presets, "
-            "iql.actor_dropout); set compile: false"
-        )
+    if not problems:  # the one capability check, on the trials the sweep will run
+        for trial in spec.trial_configs():
+            problems += [p for p in trial.problems() if p not in problems]
     if check_datasets:
         problems += _dataset_errors(spec)
     if problems:
@@ -353,12 +376,6 @@ def load_spec(path: str | Path, check_datasets: bool = True) -> SweepSpec:
     except yaml.YAMLError as err:
         raise ConfigError(f"SPEC: {path} is not valid YAML: {err}") from None
     return validate_spec(raw, check_datasets=check_datasets)
-
-
-def pack_size(spec: SweepSpec) -> int:
-    """How many configurations one trial trains (1: unpacked)."""
-    pack = spec.resources.pack
-    return 16 if pack == "auto" else int(pack)
 
 
 def trial_count(spec: SweepSpec) -> int:

@@ -29,11 +29,18 @@ import heapq
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
-import torch
+
+from iql_sweep.checkpoint import TUNE_FILE, load_checkpoint, value_function
+from iql_sweep.data.minari_io import load_transitions
+from iql_sweep.envs import register_robotics_envs
+from iql_sweep.errors import ConfigError
+from iql_sweep.evaluation import env_spec_from_metadata
+from iql_sweep.report import load_results
+from iql_sweep.trial_config import member_of
 
 GOAL_RADIUS = 0.45
 
@@ -49,10 +56,6 @@ class PointDynamics:
 def measure_point_dynamics(steps: int = 60) -> PointDynamics:
     """Push the point at full throttle along x in an open corridor; read the top speed and the
     ramp (steps needed minus steps at top speed, to cover the distance travelled)."""
-    import gymnasium as gym
-
-    from iql_sweep.data.pointmaze import register_robotics_envs
-
     register_robotics_envs()
     corridor = [[1] * 14, [1] + [0] * 12 + [1], [1] * 14]
     env = gym.make("PointMaze_UMaze-v3", maze_map=corridor, continuing_task=True)
@@ -204,50 +207,10 @@ def free_space_grid(
 
 def latest_checkpoint(trial_dir: Path) -> Path:
     """The newest Tune checkpoint file of a trial folder."""
-    from iql_sweep.trainable import CHECKPOINT_FILE
-
-    found = sorted(Path(trial_dir).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    found = sorted(Path(trial_dir).glob(f"checkpoint_*/{TUNE_FILE}"))
     if not found:
-        from iql_sweep.errors import ConfigError
-
         raise ConfigError(f"EXPERIMENT_DIR: trial folder {trial_dir} holds no checkpoint")
     return found[-1]
-
-
-def value_function(state: dict[str, Any], member: int | None = None):
-    """V of one configuration from a trial checkpoint (a plain trial, or pack member ``k``):
-    a function from a float32 observation batch to values."""
-    from iql_sweep.iql.config import IQLConfig
-    from iql_sweep.iql.networks import ValueNet
-
-    if member is None and "population" in state.get("agent", {}):  # the fast path's agent
-        state, member = {"population": state["agent"]["population"]}, 0
-    if member is None:
-        agent = state["agent"]
-        net = ValueNet(agent["obs_dim"], IQLConfig(**agent["config"]).hidden_dims)
-        net.load_state_dict(agent["value"])
-    else:
-        pop = state["population"]
-        config = IQLConfig(**pop["config"])
-        keys = [list(k) for k in pop["group_keys"]]
-        m = pop["members"][member]
-        key = [m["expectile"], m["seed"]] if len(keys[0]) == 2 else [member]
-        g = keys.index(key)
-        weights = pop["value"]
-        depth = len(config.hidden_dims) + 1
-        layers = {}
-        for i in range(depth):
-            layers[f"net.{2 * i}.weight"] = weights[f"weights.{i}"][g].t()
-            layers[f"net.{2 * i}.bias"] = weights[f"biases.{i}"][g, 0]
-        net = ValueNet(layers["net.0.weight"].shape[1], config.hidden_dims)
-        net.load_state_dict(layers)
-    net.eval()
-
-    @torch.no_grad()
-    def v(obs: np.ndarray) -> np.ndarray:
-        return net(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-
-    return v
 
 
 def maze_observations(points: np.ndarray, goal_xy: np.ndarray, obs_keys: list[str]) -> np.ndarray:
@@ -290,14 +253,6 @@ def decay_ratio(values: np.ndarray, distance: np.ndarray) -> float:
 
 def analyse_experiment(experiment: Path, resolution: float = 0.1) -> StitchingResult:
     """Learned V of every finished configuration of a PointMaze sweep against V*."""
-    import gymnasium as gym
-
-    from iql_sweep.checkpoint import load_checkpoint
-    from iql_sweep.data.minari_io import load_transitions
-    from iql_sweep.errors import ConfigError
-    from iql_sweep.evaluation import env_spec_from_metadata
-    from iql_sweep.report import load_results
-
     results = load_results(experiment)
     trials = results.trials[results.trials["evaluations"] > 0]
     if trials.empty:
@@ -313,8 +268,6 @@ def analyse_experiment(experiment: Path, resolution: float = 0.1) -> StitchingRe
     spec = env_spec_from_metadata(data.metadata.get("eval_env_spec"), dataset_id)
     if "maze_map" not in spec.kwargs:
         raise ConfigError(f"EXPERIMENT_DIR: {dataset_id} is not a PointMaze dataset")
-    from iql_sweep.data.pointmaze import register_robotics_envs
-
     register_robotics_envs()
     env = gym.make(spec)
     maze = env.unwrapped.maze
@@ -324,20 +277,23 @@ def analyse_experiment(experiment: Path, resolution: float = 0.1) -> StitchingRe
     )
     goal_xy = cell_centre(maze_map, goal_cell, scale)
     env.close()
-    gamma = None
     points = free_space_grid(maze_map, resolution, scale)
     distance = geodesic_distance(maze_map, goal_xy, points, scale)
     obs = maze_observations(points, goal_xy, data.metadata["obs_keys"])
-    rows = []
+    rows, gammas = [], set()
     for trial in trials.itertuples():
         trial_id = str(trial.trial_id)
-        member = int(trial_id.rsplit("-m", 1)[1]) if "-m" in trial_id else None
         state = load_checkpoint(latest_checkpoint(Path(experiment) / trial.trial_dir))
-        cfg = state["agent" if member is None else "population"]["config"]
-        gamma = cfg["discount"]
-        values = value_function(state, member)(obs)
+        gammas.add(state["config"]["discount"])
+        values = value_function(state, member_of(trial_id) or 0)(obs)
         for i, value in enumerate(values):
             rows.append((i, trial_id, trial.expectile, trial.beta, trial.seed, float(value)))
+    if len(gammas) != 1:
+        raise ConfigError(
+            f"EXPERIMENT_DIR: its configurations use several discounts {sorted(gammas)}; V* "
+            "depends on gamma, so compare one discount at a time"
+        )
+    (gamma,) = gammas
     values = pd.DataFrame(rows, columns=["point", "trial_id", "expectile", "beta", "seed", "value"])
     reference = optimal_value(steps_to_goal(distance, measure_point_dynamics()), gamma)
     table = compare(values, reference, distance, trials)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from pathlib import Path
@@ -12,7 +11,8 @@ import yaml
 from rich.console import Console
 
 from iql_sweep.errors import ConfigError
-from iql_sweep.spec import SweepSpec, load_spec, pack_size, trial_count, validate_spec
+from iql_sweep.spec import SweepSpec, load_spec, trial_count, validate_spec
+from iql_sweep.trial_config import TrialConfig
 
 SPEC_COPY = "sweep_spec.yaml"
 #: Variables a trial needs from the driver's environment (also on an existing cluster).
@@ -33,94 +33,46 @@ def _distribution(dist) -> Any:
     return tune.choice(dist.values)
 
 
-MEMBER_KEYS = ("expectile", "beta", "seed")
-
-
-def pack_plan(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Split a grid into packs: configurations that differ only in tau, beta and seed train
-    together; members sharing tau and seed sit next to each other so they share a critic."""
-    grid = dict(spec.search.grid or {})
-    member_dims = {k: grid.pop(k) for k in MEMBER_KEYS if k in grid}
-    members = [dict(zip(member_dims, v)) for v in itertools.product(*member_dims.values())]
-    members.sort(key=lambda m: (m.get("seed", spec.seed), m.get("expectile", 0.0)))
-    size = pack_size(spec)
-    packs = []
-    for values in itertools.product(*grid.values()):
-        overrides = dict(zip(grid, values))
-        for start in range(0, len(members), size):
-            chunk = [{"seed": spec.seed, **m} for m in members[start : start + size]]
-            packs.append({"members": chunk, "overrides": overrides})
-    return packs
-
-
 def param_space(spec: SweepSpec) -> dict[str, Any]:
-    """The Tune param space: datasets and grid dimensions as grid searches (or packs of them),
-    or Optuna distributions; fixed overrides and run settings as constants."""
+    """The Tune param space: the spec's trial template (a TrialConfig) with the datasets, the
+    grid dimensions (or packs of them) or the Optuna distributions in their places."""
     from ray import tune
 
+    space = spec.trial_template(spec.datasets[0]).model_dump(mode="json")
+    datasets = spec.datasets
+    space["dataset"] = tune.grid_search(datasets) if len(datasets) > 1 else datasets[0]
+    if spec.packed:
+        space["pack"] = tune.grid_search(spec.pack_plan())
+        return space
     grid = dict(spec.search.grid or {})
-    if pack_size(spec) > 1 and spec.search.grid is not None:
-        datasets = spec.datasets
-        return {
-            "dataset": tune.grid_search(datasets) if len(datasets) > 1 else datasets[0],
-            "seed": spec.seed,
-            "preset": spec.preset,
-            "iql": dict(spec.iql),
-            "pack": tune.grid_search(pack_plan(spec)),
-            "sweep": spec.name,
-            "run": _run_settings(spec),
-        }
     seeds = grid.pop("seed", None)
     if spec.search.optuna is not None:
-        iql = {**spec.iql, **{k: _distribution(d) for k, d in spec.search.optuna.params.items()}}
+        searched = {k: _distribution(d) for k, d in spec.search.optuna.params.items()}
     else:
-        iql = {**spec.iql, **{k: tune.grid_search(v) for k, v in grid.items()}}
-    datasets = spec.datasets
-    return {
-        "dataset": tune.grid_search(datasets) if len(datasets) > 1 else datasets[0],
-        "seed": tune.grid_search(seeds) if seeds else spec.seed,
-        "preset": spec.preset,
-        "iql": iql,
-        "sweep": spec.name,
-        "run": _run_settings(spec),
-    }
-
-
-def _run_settings(spec: SweepSpec) -> dict[str, Any]:
-    return {
-        "steps": spec.training.steps,
-        "eval_every": spec.training.eval_every,
-        "eval_episodes": spec.training.eval_episodes,
-        "checkpoint_every": spec.training.checkpoint_every,
-        "online_steps": spec.training.online_steps,
-        "updates_per_env_step": spec.training.updates_per_env_step,
-        "compile": spec.training.compile,
-        "cpus_per_trial": spec.resources.cpus_per_trial,
-        "gpus_per_trial": spec.resources.gpus_per_trial,
-        "share_critics": spec.resources.share_critics,
-    }
+        searched = {k: tune.grid_search(v) for k, v in grid.items()}
+    space["iql"] = {**space["iql"], **searched}
+    if seeds:
+        space["seed"] = tune.grid_search(seeds)
+    return space
 
 
 def trial_dirname(trial) -> str:
     """Short, readable trial folders: dataset, tau, beta, seed and the trial id."""
-    from iql_sweep.trainable import resolved_config
-
-    name = trial.config["dataset"].split("/")[-1]
-    if "pack" in trial.config:
-        return f"{name}_pack{len(trial.config['pack']['members'])}_{trial.trial_id}"
-    cfg = resolved_config(trial.config)
-    seed = trial.config["seed"]
-    return f"{name}_tau{cfg.expectile:g}_beta{cfg.beta:g}_seed{seed}_{trial.trial_id}"
+    config = TrialConfig.model_validate(trial.config)
+    name = config.dataset.split("/")[-1]
+    if config.pack is not None:
+        return f"{name}_pack{len(config.pack.members)}_{trial.trial_id}"
+    (member,) = config.members()
+    return f"{name}_tau{member.expectile:g}_beta{member.beta:g}_seed{member.seed}_{trial.trial_id}"
 
 
 def _trainable(spec: SweepSpec):
     from ray import tune
 
-    from iql_sweep.trainable import iql_pack_trial, iql_trial
+    from iql_sweep.ray_trial import iql_trial
 
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
-    packed = pack_size(spec) > 1 and spec.search.grid is not None
-    return tune.with_resources(iql_pack_trial if packed else iql_trial, resources)
+    return tune.with_resources(iql_trial, resources)
 
 
 _SHORT_NAMES = {"expectile": "tau", "beta": "beta"}
@@ -130,7 +82,7 @@ def progress_columns(spec: SweepSpec) -> dict[str, str]:
     """The console table's parameter columns: only what the search varies (every column must
     exist in every trial's config)."""
     columns = {"dataset": "dataset"} if len(spec.datasets) > 1 else {}
-    if pack_size(spec) > 1 and spec.search.grid is not None:
+    if spec.packed:
         return columns  # tau, beta and seed live inside each pack
     searched = spec.search.optuna.params if spec.search.optuna else (spec.search.grid or {})
     for key in searched:
@@ -185,14 +137,7 @@ def build_tuner(spec: SweepSpec, storage: Path, callbacks: list | None = None):
         s = spec.search.scheduler
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
-            max_t=max(
-                1,
-                (
-                    spec.training.steps
-                    + spec.training.online_steps * spec.training.updates_per_env_step
-                )
-                // spec.training.eval_every,
-            ),
+            max_t=max(1, spec.training.total_updates // spec.training.eval_every),
             grace_period=s.grace_period,
             reduction_factor=s.reduction_factor,
         )
@@ -216,7 +161,7 @@ def build_tuner(spec: SweepSpec, storage: Path, callbacks: list | None = None):
 
 def prepare_datasets(spec: SweepSpec, console: Console) -> None:
     """Make the missing datasets the project can generate; others were checked by validation."""
-    from iql_sweep.data.catalog import ensure_dataset
+    from iql_sweep.data.make import ensure_dataset
 
     for dataset_id in spec.datasets:
         console.print(f"dataset {dataset_id}: ", end="")

@@ -17,8 +17,9 @@ from typing import Any
 
 from ray.tune import Callback
 
-from iql_sweep.iql.agent import METRIC_KEYS
+from iql_sweep.iql.learner import METRIC_KEYS
 from iql_sweep.spec import WandbSettings
+from iql_sweep.trial_config import TrialConfig
 
 logger = logging.getLogger(__name__)
 
@@ -75,31 +76,29 @@ class WandbTrialLogger(Callback):
 
     def _configurations(self, trial) -> list[tuple[str, str, dict[str, Any], str]]:
         """(run id, run name, run config, metric prefix) per configuration the trial trains:
-        one for a plain trial, one per member of a pack (its metrics under ``m<k>/``)."""
-        from iql_sweep.trainable import trial_configurations
-
-        config = trial.config
+        one for a plain trial, one per member of a pack."""
+        config = TrialConfig.model_validate(trial.config)
         common = {
-            "dataset": config["dataset"],
-            "preset": config.get("preset"),
+            "dataset": config.dataset,
+            "preset": config.preset,
             "sweep": self.sweep,
             "trial_id": trial.trial_id,
-            "run": config["run"],
+            "run": config.run.model_dump(mode="json"),
         }
         out = []
-        for k, cfg, seed in trial_configurations(config):
+        for k, cfg, member in config.configurations():
             run_config = {
                 **common,
                 "expectile": cfg.expectile,
                 "beta": cfg.beta,
-                "seed": seed,
+                "seed": member.seed,
                 "iql": cfg.model_dump(mode="json"),
             }
-            if k is None:
-                out.append((trial.trial_id, str(trial), run_config, ""))
-            else:
+            if config.packed:
                 run_config["pack_member"] = k
-                out.append((f"{trial.trial_id}-m{k}", f"{trial}-m{k}", run_config, f"m{k}/"))
+            run_id = config.member_id(trial.trial_id, k)
+            name = str(trial) + run_id[len(trial.trial_id) :]
+            out.append((run_id, name, run_config, config.metric_prefix(k)))
         return out
 
     def _open(self, trial) -> list[tuple[Any, str]]:
@@ -112,7 +111,7 @@ class WandbTrialLogger(Callback):
             kwargs = {
                 "project": self.settings.project,
                 "entity": self.settings.entity,
-                "group": wandb_group(self.settings, self.sweep, trial.config["dataset"]),
+                "group": wandb_group(self.settings, self.sweep, run_config["dataset"]),
                 "tags": [*self.settings.tags, self.sweep],
                 "job_type": "train",
                 "name": name,

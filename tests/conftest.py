@@ -24,7 +24,7 @@ def minari_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def umaze_id(minari_root: Path) -> str:
     """A small umaze dataset made by the project's generator (sparse reward)."""
-    from iql_sweep.data.catalog import make_dataset
+    from iql_sweep.data.make import make_dataset
 
     report = make_dataset(
         "pointmaze-umaze", steps=SMALL_STEPS, seed=123, ref_episodes=30, progress=False

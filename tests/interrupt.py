@@ -1,4 +1,4 @@
-"""A simulated kill of a training run: the agent's ``update`` raises at a given step."""
+"""A simulated kill of a training run: the learner stops at a given update and raises."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ from collections.abc import Callable
 
 import pytest
 
+from iql_sweep.iql.learner import IQLLearner
 
-def kill_update_at(monkeypatch: pytest.MonkeyPatch, agent_class: type, step: int) -> Callable:
-    """Patch ``agent_class.update`` to raise KeyboardInterrupt when the agent's step counter
-    reads ``step``; returns a function that restores the real ``update``."""
-    original = agent_class.update
 
-    def crash(self, batch):
-        if self.step == step:
+def kill_update_at(monkeypatch: pytest.MonkeyPatch, step: int) -> Callable:
+    """Patch ``IQLLearner.advance`` to run up to update ``step`` and then raise
+    KeyboardInterrupt (as a killed process would stop); returns a function that restores it."""
+    original = IQLLearner.advance
+
+    def crash(self, updates: int) -> None:
+        if self.step <= step < self.step + updates:
+            original(self, step - self.step)
             raise KeyboardInterrupt("simulated kill")
-        return original(self, batch)
+        original(self, updates)
 
-    monkeypatch.setattr(agent_class, "update", crash)
-    return lambda: monkeypatch.setattr(agent_class, "update", original)
+    monkeypatch.setattr(IQLLearner, "advance", crash)
+    return lambda: monkeypatch.setattr(IQLLearner, "advance", original)

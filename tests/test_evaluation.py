@@ -1,4 +1,4 @@
-"""Evaluation rollouts in the dataset's evaluation env."""
+"""Evaluation rollouts in the dataset's evaluation env, one policy or a pack's members at once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from iql_sweep.evaluation import Evaluator
 
 def test_random_policy_scores_near_zero_and_is_reproducible(umaze_id):
     data = load_transitions(umaze_id)
-    evaluator = Evaluator(data, episodes=30, seed=0)
+    evaluator = Evaluator(data, episodes=30, seeds=[0])
 
     def random_policy(seed):
         g = torch.Generator().manual_seed(seed)
@@ -24,6 +24,40 @@ def test_random_policy_scores_near_zero_and_is_reproducible(umaze_id):
     np.testing.assert_array_equal(first.returns, again.returns)
     assert abs(first.normalized_score) < 15.0
     assert first.returns.max() <= 300  # at most one reward per step of the 300-step horizon
+
+
+def _towards(direction: np.ndarray):
+    """A deterministic policy: a constant push plus a pull towards the goal."""
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        goal_pull = obs[..., 4:6] - obs[..., 0:2]
+        return (torch.as_tensor(direction, dtype=obs.dtype) + goal_pull).clamp(-1, 1)
+
+    return act
+
+
+def test_a_pack_is_evaluated_together_as_each_member_alone(umaze_id):
+    """Members stepped together (one batched forward per env step, several rounds of envs)
+    get exactly the returns each gets alone with its own seeds."""
+    data = load_transitions(umaze_id)
+    policies = [_towards(np.array(d)) for d in ([0.0, 0.0], [0.3, -0.2], [-0.5, 0.5])]
+    seeds = [100, 200, 300]
+    calls = []
+
+    def members_act(obs: torch.Tensor, members: list[int]) -> torch.Tensor:
+        calls.append(tuple(members))
+        return torch.stack([policies[k](obs[i]) for i, k in enumerate(members)])
+
+    together = Evaluator(data, episodes=5, seeds=seeds, max_envs=6, max_envs_per_member=3)
+    results = together.evaluate(members_act, [0, 1, 2])
+    together.close()
+    assert {len(c) for c in calls} == {2, 1}  # 2 members per round of 6 envs, then the last
+    for k in range(3):
+        alone = Evaluator(data, episodes=5, seeds=[seeds[k]])
+        expected = alone(policies[k])
+        alone.close()
+        np.testing.assert_array_equal(results[k].returns, expected.returns)
+    assert len({tuple(r.returns) for r in results.values()}) == 3
 
 
 def test_actions_are_mapped_back_to_the_env_box(umaze_id):

@@ -3,44 +3,42 @@ get the offline transform, and a run killed mid-fine-tuning (mid-episode) resume
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
 
 from iql_sweep.checkpoint import load_checkpoint
 from iql_sweep.data.minari_io import load_transitions
+from iql_sweep.data.replay import FIELDS, ReplayBuffer, split_rows
 from iql_sweep.data.transitions import reward_transform
 from iql_sweep.errors import ConfigError
-from iql_sweep.iql.agent import IQLAgent
-from iql_sweep.online import ReplayBuffer
-from iql_sweep.training import RunSettings, train
+from iql_sweep.training import train
+from iql_sweep.trial_config import RunSettings
 from tests.interrupt import kill_update_at
 
 OVERRIDES = {"batch_size": 32, "hidden_dims": (64, 64)}
 OFFLINE, ONLINE = 60, 150
+OBS_DIM, ACT_DIM = 6, 2  # PointMaze: observation (4) + desired goal (2); 2-d force
 
 
-def settings(umaze_id, out, **kw):
-    base = RunSettings(
-        dataset_id=umaze_id,
-        steps=OFFLINE,
-        eval_every=30,
-        eval_episodes=2,
-        seed=3,
-        device="cpu",
-        out_dir=out,
-        progress=False,
-        online_steps=ONLINE,
+def fine_tune(umaze_id, out, overrides=OVERRIDES, **kw):
+    settings = RunSettings(
+        **{"steps": OFFLINE, "eval_every": 30, "eval_episodes": 2, "online_steps": ONLINE, **kw}
     )
-    return replace(base, **kw)
+    return train(
+        umaze_id, settings, seed=3, preset="maze", overrides=overrides, device="cpu",
+        out_dir=out, progress=False,
+    )
+
+
+def online_rows(state) -> dict:
+    return split_rows(state["learner"]["buffer"]["online"], OBS_DIM, ACT_DIM)
 
 
 def test_fine_tuning_grows_the_buffer_and_resumes_exactly_mid_episode(
     umaze_id, tmp_path, monkeypatch
 ):
-    straight = train(settings(umaze_id, tmp_path / "a"), preset="maze", overrides=OVERRIDES)
+    straight = fine_tune(umaze_id, tmp_path / "a")
     rows = straight.history
     assert [r["phase"] for r in rows] == ["offline"] * 2 + ["online"] * 5
     assert [r["env_steps"] for r in rows] == [0, 0, 30, 60, 90, 120, 150]
@@ -49,30 +47,30 @@ def test_fine_tuning_grows_the_buffer_and_resumes_exactly_mid_episode(
     assert straight.fine_tuned and straight.offline_score == rows[1]["normalized_score"]
 
     state_a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
-    online = state_a["sampler"]["online"]
+    online = online_rows(state_a)
     assert online["rewards"].shape[0] == ONLINE
     # The eval env's horizon is 300 steps: 150 online steps are one unfinished episode whose
     # transitions chain (each next observation is the following observation).
     assert torch.equal(online["next_observations"][:-1], online["observations"][1:])
-    assert state_a["extra"]["collector"]["in_episode"]
-    assert state_a["agent"]["step"] == OFFLINE + ONLINE
+    assert state_a["loop"]["collector"]["in_episode"]
+    assert state_a["learner"]["step"] == OFFLINE + ONLINE
 
     # killed after the checkpoint at step 120 (60 env steps in)
-    restore = kill_update_at(monkeypatch, IQLAgent, 130)
+    restore = kill_update_at(monkeypatch, 130)
     with pytest.raises(KeyboardInterrupt):
-        train(settings(umaze_id, tmp_path / "b"), preset="maze", overrides=OVERRIDES)
+        fine_tune(umaze_id, tmp_path / "b")
     mid = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
-    assert mid["agent"]["step"] == 120 and mid["extra"]["collector"]["in_episode"]
-    assert mid["sampler"]["online"]["rewards"].shape[0] == 60
+    assert mid["learner"]["step"] == 120 and mid["loop"]["collector"]["in_episode"]
+    assert online_rows(mid)["rewards"].shape[0] == 60
 
     restore()
-    resumed = train(settings(umaze_id, tmp_path / "b"), preset="maze", overrides=OVERRIDES)
+    resumed = fine_tune(umaze_id, tmp_path / "b")
     state_b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     for net in ("value", "q", "q_target", "actor"):
-        for key, value in state_a["agent"][net].items():
-            assert torch.equal(value, state_b["agent"][net][key]), (net, key)
+        for key, value in state_a["learner"][net].items():
+            assert torch.equal(value, state_b["learner"][net][key]), (net, key)
     for key, value in online.items():
-        assert torch.equal(value, state_b["sampler"]["online"][key]), key
+        assert torch.equal(value, online_rows(state_b)[key]), key
     timing = {"updates_per_second", "wall_seconds"}
     strip = [{k: v for k, v in r.items() if k not in timing} for r in rows]
     assert strip == [{k: v for k, v in r.items() if k not in timing} for r in resumed.history]
@@ -81,12 +79,11 @@ def test_fine_tuning_grows_the_buffer_and_resumes_exactly_mid_episode(
 def test_online_rewards_get_the_offline_transform(umaze_id, tmp_path):
     """AntMaze-style shift: every stored online reward is raw reward - 1, and the raw rewards
     are the environment's (sparse 0/1 in PointMaze)."""
-    train(
-        settings(umaze_id, tmp_path, online_steps=40, eval_every=20, steps=20),
-        preset="maze",
-        overrides={**OVERRIDES, "reward_shift": -1.0},
+    fine_tune(
+        umaze_id, tmp_path, {**OVERRIDES, "reward_shift": -1.0},
+        online_steps=40, eval_every=20, steps=20,
     )
-    rewards = load_checkpoint(tmp_path / "checkpoint.pt")["sampler"]["online"]["rewards"]
+    rewards = online_rows(load_checkpoint(tmp_path / "checkpoint.pt"))["rewards"]
     assert rewards.shape[0] == 40
     assert set(np.unique(rewards.numpy()).tolist()) <= {-1.0, 0.0}
     data = load_transitions(umaze_id)
@@ -95,33 +92,50 @@ def test_online_rewards_get_the_offline_transform(umaze_id, tmp_path):
     assert reward_transform(data, "return_range", 0.0)[0] == pytest.approx(1000.0 / spread)
 
 
-def test_replay_buffer_samples_like_the_plain_sampler_until_it_grows():
-    from iql_sweep.data.transitions import ARRAY_FIELDS, BatchSampler
-
+def test_replay_buffer_samples_the_same_rows_until_it_grows():
+    """Added rows change nothing about earlier draws' streams; afterwards they are drawn; the
+    state restores the generators and the online rows; other offline data is refused."""
     gen = torch.Generator().manual_seed(0)
-    tensors = {k: torch.randn(50, 3, generator=gen) for k in ARRAY_FIELDS}
-    plain = BatchSampler(tensors, 8, seed=1)
-    buffer = ReplayBuffer(tensors, 10, 8, seed=1)
+    tensors = {k: torch.randn(50, 3, generator=gen) for k in ("observations", "actions",
+                                                                "next_observations")}
+    tensors.update({k: torch.randn(50, generator=gen) for k in ("rewards", "terminals",
+                                                                 "timeouts")})
+    plain = ReplayBuffer(tensors, 8, [1])
+    growing = ReplayBuffer(tensors, 8, [1], online_capacity=10)
     for _ in range(3):
-        a, b = plain.sample(), buffer.sample()
-        assert all(torch.equal(a[k], b[k]) for k in ARRAY_FIELDS)
+        a, b = plain.sample(), growing.sample()
+        assert all(torch.equal(a[k], b[k]) for k in FIELDS)
     row = np.full(3, 7.0, dtype=np.float32)
-    buffer.add(row, row, 2.0, row, True, False)
-    assert buffer.size == 51 and buffer.online_size == 1
-    assert buffer.tensors["rewards"][50].tolist() == [2.0, 2.0, 2.0]
-    state = buffer.state_dict()
-    other = ReplayBuffer(tensors, 10, 8, seed=5)
+    growing.add(row, row, 2.0, row, True, False)
+    assert growing.size == 51 and growing.online_size == 1
+    assert growing.online_rows("rewards").tolist() == [2.0]
+    assert growing.online_rows("terminals").tolist() == [1.0]
+    seen = torch.cat([growing.sample()["rewards"].flatten() for _ in range(60)])
+    assert (seen == 2.0).any()  # the new row is drawn (60 x 8 draws from 51 rows)
+    state = growing.state_dict()
+    other = ReplayBuffer(tensors, 8, [5], online_capacity=10)
     other.load_state_dict(state)
-    assert other.size == 51 and torch.equal(other.sample()["actions"], buffer.sample()["actions"])
+    assert other.size == 51
+    assert torch.equal(other.sample()["actions"], growing.sample()["actions"])
     changed = {k: v.clone() for k, v in tensors.items()}
     changed["rewards"][0] += 1.0
     with pytest.raises(ConfigError, match="other offline data"):
-        ReplayBuffer(changed, 10, 8).load_state_dict(state)
+        ReplayBuffer(changed, 8, [1], online_capacity=10).load_state_dict(state)
 
 
 def test_negative_online_steps_are_refused_before_any_work(umaze_id, tmp_path):
-    with pytest.raises(ConfigError, match="--online-steps"):
-        train(settings(umaze_id, tmp_path, online_steps=-5))
+    from pydantic import ValidationError
+    from typer.testing import CliRunner
+
+    from iql_sweep.cli import app
+
+    with pytest.raises(ValidationError, match="online_steps"):
+        RunSettings(steps=10, eval_every=5, online_steps=-5)
+    result = CliRunner().invoke(
+        app, ["train", "--dataset", umaze_id, "--online-steps", "-5", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and "--online-steps:" in result.output
+    assert not (tmp_path / "x").exists()
 
 
 def test_fine_tuning_sweep_reports_offline_and_fine_tuned_scores(umaze_id, tmp_path):

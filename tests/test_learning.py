@@ -8,24 +8,19 @@ import torch
 
 from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.evaluation import Evaluator
-from iql_sweep.training import RunSettings, train
+from iql_sweep.training import train
+from iql_sweep.trial_config import RunSettings
 
 
 def test_short_training_beats_random(umaze_id, tmp_path):
     torch.set_num_threads(2)
-    settings = RunSettings(
-        dataset_id=umaze_id,
-        steps=2500,
-        eval_every=1250,
-        eval_episodes=30,
-        seed=0,
-        device="cpu",
-        out_dir=tmp_path / "run",
+    settings = RunSettings(steps=2500, eval_every=1250, eval_episodes=30)
+    summary = train(
+        umaze_id, settings, seed=0, preset="maze", device="cpu", out_dir=tmp_path / "run",
         progress=False,
     )
-    summary = train(settings, preset="maze")
 
-    evaluator = Evaluator(load_transitions(umaze_id), episodes=30, seed=settings.seed + 10_000)
+    evaluator = Evaluator(load_transitions(umaze_id), episodes=30, seeds=[10_000])
     g = torch.Generator().manual_seed(0)
     random_score = evaluator(lambda o: torch.rand(o.shape[0], 2, generator=g) * 2 - 1)
     evaluator.close()

@@ -15,6 +15,7 @@ from iql_sweep.iql.losses import (
     awr_actor_loss,
     awr_weights,
     expectile_loss,
+    gaussian_log_prob,
     td_target,
     twin_q_loss,
 )
@@ -120,6 +121,35 @@ def test_twin_q_loss_sums_both_critics():
     q1, q2, y = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0])
     # ((0 + 1) + (1 + 1)) / 2 = 1.5
     assert twin_q_loss(q1, q2, y).item() == pytest.approx(1.5)
+
+
+def test_losses_reduce_the_batch_axis_only():
+    """Member-batched: a [G, B] input gives one loss per row, each equal to the row alone."""
+    g = torch.Generator().manual_seed(3)
+    diff = torch.randn(3, 50, generator=g)
+    tau = torch.tensor([[0.5], [0.7], [0.9]])
+    batched = expectile_loss(diff, tau)
+    assert batched.shape == (3,)
+    for i in range(3):
+        assert batched[i].item() == pytest.approx(expectile_loss(diff[i], float(tau[i])).item())
+    q1, q2, y = (torch.randn(4, 20, generator=g) for _ in range(3))
+    losses = twin_q_loss(q1, q2, y)
+    assert losses.shape == (4,)
+    torch.testing.assert_close(losses[2], twin_q_loss(q1[2], q2[2], y[2]))
+    log_prob, weights = torch.randn(2, 8, generator=g), torch.rand(2, 8, generator=g)
+    expected = -(weights[1] * log_prob[1]).mean()
+    torch.testing.assert_close(awr_actor_loss(log_prob, weights)[1], expected)
+
+
+def test_gaussian_log_prob_matches_torch_distributions():
+    g = torch.Generator().manual_seed(4)
+    mean, actions = torch.randn(3, 6, 2, generator=g), torch.randn(3, 6, 2, generator=g)
+    log_std = torch.randn(3, 1, 2, generator=g)
+    expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+    torch.testing.assert_close(gaussian_log_prob(mean, log_std, actions), expected)
+    # by hand for one 1-d action: log N(1; 0, 2^2) = -1/8 - log 2 - log(2 pi)/2
+    one = gaussian_log_prob(torch.zeros(1), torch.tensor([math.log(2.0)]), torch.ones(1))
+    assert one.item() == pytest.approx(-1 / 8 - math.log(2.0) - 0.5 * math.log(2 * math.pi))
 
 
 def test_config_rejects_bad_values_with_field_names():

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from iql_sweep.spec import validate_spec
-from iql_sweep.sweep import pack_plan
 from tests.test_sweep import cli, tiny_spec, write_spec
 from tests.wandb_files import run_contents
 
@@ -25,7 +24,7 @@ def test_pack_plan_keeps_critic_sharing_members_together(umaze_id):
         },
     )
     spec["resources"]["pack"] = 4
-    packs = pack_plan(validate_spec(spec))
+    packs = validate_spec(spec).pack_plan()
     assert len(packs) == 4  # 2 batch sizes x (8 members / 4 per pack)
     for pack in packs:
         assert len({m["seed"] for m in pack["members"]}) == 1  # one seed per pack: shared critics

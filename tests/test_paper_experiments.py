@@ -119,7 +119,7 @@ def test_time_model_matches_the_simulator():
     (within 2 steps), so T is the simulator's, not a guess."""
     import gymnasium as gym
 
-    from iql_sweep.data.pointmaze import register_robotics_envs
+    from iql_sweep.envs import register_robotics_envs
 
     dyn = measure_point_dynamics()
     assert 0.04 < dyn.speed < 0.07 and 5 <= dyn.ramp <= 20
@@ -144,7 +144,7 @@ def test_time_model_matches_the_simulator():
 
 @pytest.fixture(scope="module")
 def corrupted_id(minari_root):
-    from iql_sweep.data.catalog import make_dataset
+    from iql_sweep.data.make import make_dataset
 
     return make_dataset(
         "pointmaze-umaze-corrupted", steps=30_000, ref_episodes=20, progress=False
@@ -188,7 +188,7 @@ def test_corrupted_dataset_is_corrupted_and_valid(corrupted_id, umaze_id):
 
 
 def test_corruption_settings_are_validated():
-    from iql_sweep.data.catalog import make_dataset
+    from iql_sweep.data.make import make_dataset
     from iql_sweep.data.pointmaze import Corruption
     from iql_sweep.errors import ConfigError
 

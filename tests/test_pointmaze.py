@@ -7,14 +7,14 @@ import minari
 import numpy as np
 import pytest
 
-from iql_sweep.data.catalog import GENERATORS, get_generator, name_for_id
+from iql_sweep.data.generators import GENERATORS, get_generator, name_for_id
 from iql_sweep.data.pointmaze import (
     MAZES,
     collect_pointmaze,
     free_cells,
     plan_path,
-    register_robotics_envs,
 )
+from iql_sweep.envs import register_robotics_envs
 from iql_sweep.errors import ConfigError
 
 

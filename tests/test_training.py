@@ -1,4 +1,6 @@
-"""A run interrupted mid-way resumes from its checkpoint to the same parameters and rows."""
+"""A run interrupted mid-way resumes from its checkpoint to the same parameters and rows; a
+run whose losses turn non-finite stops with a clear error and keeps its last good checkpoint;
+the speed setting does not change the checkpoint."""
 
 from __future__ import annotations
 
@@ -6,37 +8,37 @@ import pytest
 import torch
 
 from iql_sweep.checkpoint import load_checkpoint
-from iql_sweep.iql.agent import IQLAgent
-from iql_sweep.training import RunSettings, train
+from iql_sweep.iql.learner import IQLLearner
+from iql_sweep.training import train
+from iql_sweep.trial_config import RunSettings
 from tests.interrupt import kill_update_at
 
+SETTINGS = RunSettings(steps=80, eval_every=20, eval_episodes=2)
 
-def settings(umaze_id, out):
-    return RunSettings(
-        dataset_id=umaze_id,
-        steps=80,
-        eval_every=20,
-        eval_episodes=2,
-        seed=4,
-        device="cpu",
-        out_dir=out,
+
+def run(umaze_id, out, settings=SETTINGS, **overrides):
+    kw = {"batch_size": 32, "hidden_dims": (32, 32), **overrides}
+    return train(
+        umaze_id, settings, seed=4, preset="maze", overrides=kw, device="cpu", out_dir=out,
         progress=False,
     )
 
 
+def nets(out):
+    return load_checkpoint(out / "checkpoint.pt")["learner"]
+
+
 def test_interrupted_run_resumes_exactly(umaze_id, tmp_path, monkeypatch):
-    overrides = {"batch_size": 32, "hidden_dims": (64, 64), "actor_dropout": 0.1}
-    straight = train(settings(umaze_id, tmp_path / "a"), preset="maze", overrides=overrides)
+    straight = run(umaze_id, tmp_path / "a", actor_dropout=0.1)
 
-    restore = kill_update_at(monkeypatch, IQLAgent, 50)
+    restore = kill_update_at(monkeypatch, 50)
     with pytest.raises(KeyboardInterrupt):
-        train(settings(umaze_id, tmp_path / "b"), preset="maze", overrides=overrides)
-    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["agent"]["step"] == 40
+        run(umaze_id, tmp_path / "b", actor_dropout=0.1)
+    assert nets(tmp_path / "b")["step"] == 40
     restore()
-    resumed = train(settings(umaze_id, tmp_path / "b"), preset="maze", overrides=overrides)
+    resumed = run(umaze_id, tmp_path / "b", actor_dropout=0.1)
 
-    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["agent"]
-    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["agent"]
+    a, b = nets(tmp_path / "a"), nets(tmp_path / "b")
     assert a["step"] == b["step"] == 80
     for net in ("value", "q", "q_target", "actor"):
         for k in a[net]:
@@ -54,16 +56,36 @@ def test_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(
     from iql_sweep.errors import TrainingDivergedError
 
     out = tmp_path / "nan"
-    original = IQLAgent.update
+    original = IQLLearner._step_on
 
-    def poison_after_30(self, batch):
+    def poison_after_30(self, batch, masks):
         if self.step >= 30:
             batch = {**batch, "rewards": batch["rewards"] * float("nan")}
-        return original(self, batch)
+        return original(self, batch, masks)
 
-    monkeypatch.setattr(IQLAgent, "update", poison_after_30)
+    monkeypatch.setattr(IQLLearner, "_step_on", poison_after_30)
     with pytest.raises(TrainingDivergedError, match=r"q_loss.*between steps 20 and 40"):
-        train(settings(umaze_id, out), preset="maze", overrides={"batch_size": 32})
-    state = load_checkpoint(out / "checkpoint.pt")
-    assert state["agent"]["step"] == 20
-    assert all(torch.isfinite(v).all() for v in state["agent"]["q"].values())
+        run(umaze_id, out)
+    state = nets(out)
+    assert state["step"] == 20
+    assert all(torch.isfinite(v).all() for v in state["q"].values())
+
+
+def test_a_compiled_run_resumes_eagerly_from_the_same_checkpoint(umaze_id, tmp_path, monkeypatch):
+    """Speed is a setting, not a format: a compiled run killed mid-way continues in eager mode
+    (and vice versa) from the one checkpoint, to the straight compiled run's parameters."""
+    fast = SETTINGS.model_copy(update={"compile": True, "steps": 60})
+    straight = run(umaze_id, tmp_path / "a", settings=fast)
+    assert [r["step"] for r in straight.history] == [20, 40, 60]
+    restore = kill_update_at(monkeypatch, 50)
+    with pytest.raises(KeyboardInterrupt):
+        run(umaze_id, tmp_path / "b", settings=fast)
+    restore()
+    assert nets(tmp_path / "b")["step"] == 40
+    eager = fast.model_copy(update={"compile": False})
+    resumed = run(umaze_id, tmp_path / "b", settings=eager)
+    a, b = nets(tmp_path / "a"), nets(tmp_path / "b")
+    for net in ("value", "q", "q_target", "actor"):
+        for k in a[net]:
+            torch.testing.assert_close(a[net][k], b[net][k], rtol=1e-4, atol=1e-5)
+    assert [r["step"] for r in resumed.history] == [20, 40, 60]

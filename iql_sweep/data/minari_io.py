@@ -26,7 +26,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from iql_sweep.data.generators import GENERATORS, name_for_id
 from iql_sweep.data.normalization import reference_scores
+from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.data.transitions import Transitions, check_actions_in_space, validate
 from iql_sweep.errors import DatasetError, DatasetNotFoundError
 
@@ -71,8 +73,6 @@ def dataset_path(dataset_id: str) -> Path:
 
 
 def missing_dataset_message(dataset_id: str) -> str:
-    from iql_sweep.data.catalog import GENERATORS, name_for_id
-
     present = local_dataset_ids()
     listing = "\n".join(f"  - {i}" for i in present) if present else "  (none)"
     lines = [
@@ -96,12 +96,7 @@ def observation_keys(dataset_id: str, space: gym.Space) -> list[str] | None:
     """The Dict keys to concatenate, in order (None for non-Dict spaces)."""
     if not isinstance(space, gym.spaces.Dict):
         return None
-    keys = list(space.spaces)
-    if "antmaze" in dataset_id.lower() and {"achieved_goal", "observation"} <= set(keys):
-        return [k for k in ("achieved_goal", "observation", "desired_goal") if k in keys]
-    if "observation" in keys:
-        return [k for k in ("observation", "desired_goal") if k in keys]
-    return sorted(keys)
+    return DatasetProfile.from_id(dataset_id).observation_keys(list(space.spaces))
 
 
 def flatten_observations(obs: Any, space: gym.Space, keys: list[str] | None = None) -> np.ndarray:
@@ -237,7 +232,11 @@ def load_transitions(dataset_id: str, use_cache: bool = True) -> Transitions:
             f"dataset {dataset_id!r}: action_space has infinite bounds; IQL needs a bounded Box"
         )
     keys = observation_keys(dataset_id, obs_space)
-    fix_goal = "pointmaze" in dataset_id.lower() and keys is not None and "desired_goal" in keys
+    fix_goal = (
+        DatasetProfile.from_id(dataset_id).fixes_stale_goal
+        and keys is not None
+        and "desired_goal" in keys
+    )
 
     arrays: dict[str, np.ndarray] | None = None
     cache_file = cache_dir() / "flat" / f"{_cache_key(path, dataset_id, keys, fix_goal)}.npz"

@@ -16,15 +16,15 @@ controller's, over 100 episodes, the first reset seeded with 123.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+
+from iql_sweep.envs import register_robotics_envs
 
 #: Neighbour order of the depth-first search (row, col deltas), pushed in this order, so the
 #: last one is explored first; this is the order of the official dataset generator.
@@ -46,15 +46,6 @@ MAZES: dict[str, MazeRecipe] = {
     "medium": MazeRecipe("medium", "PointMaze_Medium-v3", "PointMaze_MediumDense-v3", (6, 6)),
     "large": MazeRecipe("large", "PointMaze_Large-v3", "PointMaze_LargeDense-v3", (7, 9)),
 }
-
-
-def register_robotics_envs() -> None:
-    """Register gymnasium-robotics' environments (idempotent; its import-time notice about the
-    Adroit v1 rewards, irrelevant here, is silenced)."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
 
 
 def free_cells(maze_map: list[list]) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""Flat transition arrays, their checks, IQL's reward preprocessing and a device-side sampler."""
+"""Flat transition arrays, their checks and IQL's reward preprocessing."""
 
 from __future__ import annotations
 
@@ -140,27 +140,3 @@ def preprocess_rewards(data: Transitions, reward_norm: str, reward_shift: float)
     if scale != 1.0:
         rewards = rewards * scale
     return (rewards + shift).astype(np.float32)
-
-
-class BatchSampler:
-    """Uniform minibatches drawn on the data's device with its own generator (checkpointable)."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor], batch_size: int, seed: int = 0):
-        self.tensors = tensors
-        self.batch_size = batch_size
-        self.size = int(tensors["rewards"].shape[0])
-        self.device = tensors["rewards"].device
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
-
-    def sample(self) -> dict[str, torch.Tensor]:
-        idx = torch.randint(
-            0, self.size, (self.batch_size,), device=self.device, generator=self.generator
-        )
-        return {k: v[idx] for k, v in self.tensors.items()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "batch_size": self.batch_size}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])

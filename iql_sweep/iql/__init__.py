@@ -1,6 +1,4 @@
-"""Implicit Q-Learning: networks, losses, presets and the agent."""
+"""Implicit Q-Learning: the losses (once), the networks, presets and the learner.
 
-from iql_sweep.iql.agent import IQLAgent
-from iql_sweep.iql.config import PRESETS, IQLConfig, make_config, preset_for_dataset
-
-__all__ = ["IQLAgent", "IQLConfig", "PRESETS", "make_config", "preset_for_dataset"]
+Importing this package imports nothing heavy: validating a spec needs only ``iql.config``.
+"""

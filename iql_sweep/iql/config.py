@@ -8,11 +8,11 @@ rate to zero over the run. Presets change only what the reference changes per do
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.errors import ConfigError
 
 
@@ -61,22 +61,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "maze": {"expectile": 0.7, "beta": 3.0},
 }
 
-_DOMAIN_PATTERNS: list[tuple[str, str]] = [
-    (r"antmaze", "antmaze"),
-    (r"pointmaze|maze2d", "maze"),
-    (r"kitchen", "kitchen"),
-    (r"(^|/)(pen|door|hammer|relocate)(/|-)", "adroit"),
-    (r"hopper|halfcheetah|walker2d|(^|/)ant(/|-)|mujoco/", "locomotion"),
-]
-
-
 def preset_for_dataset(dataset_id: str) -> str:
     """The preset that fits a dataset's domain, or ``"default"`` when none matches."""
-    lowered = dataset_id.lower()
-    for pattern, preset in _DOMAIN_PATTERNS:
-        if re.search(pattern, lowered):
-            return preset
-    return "default"
+    return DatasetProfile.from_id(dataset_id).preset
 
 
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
@@ -90,6 +77,30 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
             detail = "unknown field (check the spelling; see IQLConfig for the allowed fields)"
         lines.append(f"{prefix}{loc}: {detail} (got {got!r})")
     return "\n".join(lines)
+
+
+class Member(BaseModel):
+    """One configuration of a learner: what varies inside a pack (tau, beta and the seed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    expectile: float
+    beta: float
+    seed: int
+
+
+def unsupported(members: int, online_steps: int) -> list[str]:
+    """What the learner cannot train: the one capability rule, asked by validation, by
+    ``train``, by the training loop and by the learner itself. (Every preset, actor dropout
+    included, packs and compiles; only fine-tuning needs one configuration per learner, since
+    each member would need its own environment and its own growing buffer.)"""
+    if online_steps and members > 1:
+        return [
+            "resources.pack: online fine-tuning (training.online_steps) trains one "
+            "configuration per trial, each with its own environment and growing buffer; "
+            "use pack: 1"
+        ]
+    return []
 
 
 def make_config(preset: str | None = None, **overrides: Any) -> IQLConfig:
@@ -106,3 +117,13 @@ def make_config(preset: str | None = None, **overrides: Any) -> IQLConfig:
         return IQLConfig(**values)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+
+
+def build_config(
+    dataset_id: str, preset: str | None, steps: int, overrides: dict[str, Any]
+) -> IQLConfig:
+    """A run's config: the named preset (else the dataset's) with overrides; the run length
+    (offline plus fine-tuning updates) sets max_steps, the cosine horizon."""
+    return make_config(
+        preset or preset_for_dataset(dataset_id), **{**overrides, "max_steps": steps}
+    )

@@ -1,12 +1,25 @@
-"""The reference networks: ReLU MLPs for V and twin Q, a tanh-mean Gaussian actor."""
+"""The networks: ReLU MLPs for V and twin Q and a tanh-mean Gaussian actor, as one configuration's
+modules (the reference) and as stacked weights for many (the learner), with one initialisation.
+
+:func:`initial_weights` is the single source of initial parameters: a pure function of the
+config, the shapes and the seed (its own generator; the global RNG is never touched). The
+reference modules load them; the learner stacks them, so member ``k`` of a population starts
+exactly where a solo run with its seed starts.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from iql_sweep.iql.config import IQLConfig
+
+#: One linear layer in nn.Linear's layout: weight ``[out, in]``, bias ``[out]``.
+Layer = tuple[torch.Tensor, torch.Tensor]
 
 
 def mlp(
@@ -33,6 +46,64 @@ def mlp(
                 nn.init.orthogonal_(module.weight, gain=math.sqrt(2.0))
                 nn.init.zeros_(module.bias)
     return net
+
+
+# --- initial parameters ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberWeights:
+    """Initial parameters of one configuration's networks (nn.Linear layout)."""
+
+    value: list[Layer]
+    q1: list[Layer]
+    q2: list[Layer]
+    actor: list[Layer]
+    log_std: torch.Tensor
+
+
+def _layers(
+    dims: Sequence[int], orthogonal: bool, generator: torch.Generator
+) -> list[Layer]:
+    out = []
+    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+        weight = torch.empty(fan_out, fan_in)
+        if orthogonal:  # the official default_init: orthogonal, gain sqrt(2), zero bias
+            nn.init.orthogonal_(weight, gain=math.sqrt(2.0), generator=generator)
+            bias = torch.zeros(fan_out)
+        else:  # nn.Linear's own reset_parameters
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5.0), generator=generator)
+            bound = 1.0 / math.sqrt(fan_in)
+            bias = torch.empty(fan_out).uniform_(-bound, bound, generator=generator)
+        out.append((weight, bias))
+    return out
+
+
+def initial_weights(config: IQLConfig, obs_dim: int, act_dim: int, seed: int) -> MemberWeights:
+    """A configuration's initial parameters: a pure function of (config, shapes, seed)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    hidden, ortho = list(config.hidden_dims), config.orthogonal_init
+    return MemberWeights(
+        value=_layers([obs_dim, *hidden, 1], ortho, generator),
+        q1=_layers([obs_dim + act_dim, *hidden, 1], ortho, generator),
+        q2=_layers([obs_dim + act_dim, *hidden, 1], ortho, generator),
+        actor=_layers([obs_dim, *hidden, act_dim], ortho, generator),
+        log_std=torch.zeros(act_dim),
+    )
+
+
+def load_layers(net: nn.Module, layers: list[Layer]) -> None:
+    """Copy ``layers`` into the nn.Linear modules of ``net``, in order."""
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if len(linears) != len(layers):
+        raise ValueError(f"{len(layers)} layers for a network with {len(linears)}")
+    with torch.no_grad():
+        for module, (weight, bias) in zip(linears, layers):
+            module.weight.copy_(weight)
+            module.bias.copy_(bias)
+
+
+# --- one configuration (the reference modules) ------------------------------------------------
 
 
 class ValueNet(nn.Module):
@@ -88,17 +159,73 @@ class GaussianActor(nn.Module):
         self.log_std_min = log_std_min
         self.log_std_max = log_std_max
 
-    def mean(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(obs))
+    def mean(self, obs: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """tanh of the MLP; ``masks`` (one per hidden layer, already scaled by 1/(1-p)) replace
+        the Dropout modules' own draws."""
+        if masks is None:
+            return torch.tanh(self.net(obs))
+        x, pending = obs, iter(masks)
+        for module in self.net:
+            x = x * next(pending) if isinstance(module, nn.Dropout) else module(x)
+        return torch.tanh(x)
 
-    def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
-        std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
-        return torch.distributions.Normal(self.mean(obs), std, validate_args=False)
-
-    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.distribution(obs).log_prob(act).sum(-1)
+    def clipped_log_std(self) -> torch.Tensor:
+        return self.log_std.clamp(self.log_std_min, self.log_std_max)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic evaluation action: the mean, clipped to [-1, 1]."""
         return self.mean(obs).clamp(-1.0, 1.0)
+
+
+# --- many configurations (the learner's stacked weights) -------------------------------------
+
+
+def stacked_mlp(
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``E`` independent ReLU MLPs: ``x [E, B, in]`` -> ``[E, B, out]``; weights ``[E, in, out]``,
+    biases ``[E, 1, out]``; ``masks`` (one ``[E, B, width]`` per hidden layer, scaled by
+    1/(1-p)) apply dropout after each hidden ReLU."""
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        x = torch.baddbmm(b, x, w)
+        if i < last:
+            x = torch.relu(x)
+            if masks is not None:
+                x = x * masks[i]
+    return x
+
+
+class StackedMLP(nn.Module):
+    """``E`` MLPs held as stacked parameters; :func:`stacked_mlp` computes them."""
+
+    def __init__(self, members: Sequence[Sequence[Layer]]):
+        super().__init__()
+        depth = len(members[0])
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([m[i][0].t() for m in members]).contiguous())
+            for i in range(depth)
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([m[i][1][None, :] for m in members]).contiguous())
+            for i in range(depth)
+        )
+
+    def params(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return list(self.weights), list(self.biases)
+
+    def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None):
+        return stacked_mlp(x, list(self.weights), list(self.biases), masks)
+
+    def subset(self, index: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The weights and biases of the networks at ``index`` (for acting with some members)."""
+        return [w[index] for w in self.weights], [b[index] for b in self.biases]
+
+    def member_layers(self, e: int) -> list[Layer]:
+        """Network ``e``'s layers in nn.Linear's layout (copies)."""
+        return [(w[e].t().detach().clone(), b[e, 0].detach().clone())
+                for w, b in zip(self.weights, self.biases)]

@@ -1,0 +1,164 @@
+"""The training data on the device: uniform minibatches for every critic group, drawn without the
+host, from the offline transitions plus (during online fine-tuning) the rows added since.
+
+All fields live in one packed ``[capacity, D]`` float tensor, so a minibatch for ``C`` groups is
+one gather. Each group draws its row indices with its own generator, seeded with its seed: a
+group of a population sees exactly the minibatches a solo run with that seed sees. The number of
+valid rows is a device tensor, so the draw can run inside a captured CUDA graph while the buffer
+grows; indices are ``randint(0, 2^62) mod size`` (bias below 1e-12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from iql_sweep.errors import ConfigError
+
+#: The transition fields, in storage order (observations and actions are vectors).
+FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+_DRAW_HIGH = 2**62
+
+Batch = dict[str, torch.Tensor]
+
+
+def field_slices(obs_dim: int, act_dim: int) -> dict[str, slice | int]:
+    """Where each field sits in a packed row (vectors as slices, scalars as columns)."""
+    widths = {"observations": obs_dim, "actions": act_dim, "next_observations": obs_dim}
+    out: dict[str, slice | int] = {}
+    start = 0
+    for name in FIELDS:
+        width = widths.get(name, 1)
+        out[name] = slice(start, start + width) if name in widths else start
+        start += width
+    return out
+
+
+def split_rows(rows: torch.Tensor, obs_dim: int, act_dim: int) -> Batch:
+    """Packed rows ``[..., D]`` as named fields (views)."""
+    return {name: rows[..., where] for name, where in field_slices(obs_dim, act_dim).items()}
+
+
+class ReplayBuffer:
+    """Offline rows followed by up to ``online_capacity`` rows added with :meth:`add`."""
+
+    def __init__(
+        self,
+        tensors: dict[str, torch.Tensor],
+        batch_size: int,
+        seeds: Sequence[int],
+        online_capacity: int = 0,
+    ):
+        if not seeds:
+            raise ValueError("a replay buffer needs at least one generator seed")
+        self.obs_dim = int(tensors["observations"].shape[1])
+        self.act_dim = int(tensors["actions"].shape[1])
+        self.slices = field_slices(self.obs_dim, self.act_dim)
+        width = 2 * self.obs_dim + self.act_dim + 3
+        n = int(tensors["rewards"].shape[0])
+        self.device = tensors["rewards"].device
+        self.storage = torch.zeros(n + online_capacity, width, device=self.device)
+        for name in FIELDS:
+            column = tensors[name].to(self.device, torch.float32)
+            self.storage[:n, self.slices[name]] = column
+        self.batch_size = int(batch_size)
+        self.offline_size = n
+        self.size = n
+        self.size_t = torch.tensor(n, dtype=torch.int64, device=self.device)
+        self.capacity = n + online_capacity
+        self.generators = [
+            torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds
+        ]
+        self.fingerprint = self._fingerprint()
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.generators)
+
+    @property
+    def online_size(self) -> int:
+        return self.size - self.offline_size
+
+    def split(self, rows: torch.Tensor) -> Batch:
+        """Packed rows ``[..., D]`` as named fields (views)."""
+        return split_rows(rows, self.obs_dim, self.act_dim)
+
+    def sample(self) -> Batch:
+        """One minibatch per group: every field ``[C, B, ...]``; no host synchronisation."""
+        index = torch.stack(
+            [
+                torch.randint(
+                    0, _DRAW_HIGH, (self.batch_size,), device=self.device, generator=g
+                )
+                for g in self.generators
+            ]
+        ).remainder_(self.size_t)
+        return self.split(self.storage[index])
+
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
+        terminal: bool,
+        timeout: bool,
+    ) -> None:
+        """Append one transition (policy-space action, transformed reward)."""
+        if self.size >= self.capacity:
+            raise RuntimeError(f"replay buffer is full ({self.capacity} rows)")
+        row = np.concatenate(
+            [obs, action, [reward], next_obs, [float(terminal)], [float(timeout)]]
+        ).astype(np.float32)
+        self.storage[self.size] = torch.from_numpy(row).to(self.device)
+        self.size += 1
+        self.size_t.fill_(self.size)
+
+    def online_rows(self, name: str) -> torch.Tensor:
+        """The rows added online, one field."""
+        return self.split(self.storage[self.offline_size : self.size])[name]
+
+    def _fingerprint(self) -> list[float]:
+        """A cheap content check of the offline rows: the row count and every column's sum."""
+        sums = self.storage[: self.offline_size].sum(dim=0, dtype=torch.float64)
+        return [float(self.offline_size), *sums.cpu().tolist()]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Generators, sizes and the online rows (the offline rows are the dataset)."""
+        return {
+            "generators": [g.get_state() for g in self.generators],
+            "batch_size": self.batch_size,
+            "offline_size": self.offline_size,
+            "fingerprint": self.fingerprint,
+            "online": self.storage[self.offline_size : self.size].cpu().clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["generators"]) != len(self.generators):
+            raise ConfigError(
+                f"checkpoint: its replay buffer draws for {len(state['generators'])} critic "
+                f"groups, this run has {len(self.generators)}; resume with the same members"
+            )
+        if state["offline_size"] != self.offline_size or not np.allclose(
+            state["fingerprint"], self.fingerprint, rtol=1e-9, atol=1e-6
+        ):
+            raise ConfigError(
+                "checkpoint: its replay buffer was built on other offline data "
+                f"({state['offline_size']} rows) than this run's ({self.offline_size}); resume "
+                "with the dataset the run started from"
+            )
+        online = state["online"]
+        count = int(online.shape[0])
+        if self.offline_size + count > self.capacity:
+            raise ConfigError(
+                f"checkpoint: its replay buffer holds {count} online rows, more than this run's "
+                f"online_steps ({self.capacity - self.offline_size}) allow"
+            )
+        for g, g_state in zip(self.generators, state["generators"]):
+            g.set_state(g_state)
+        self.storage[self.offline_size : self.offline_size + count] = online.to(self.device)
+        self.size = self.offline_size + count
+        self.size_t.fill_(self.size)

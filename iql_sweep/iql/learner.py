@@ -1,0 +1,496 @@
+"""The IQL learner: K >= 1 configurations (tau, beta, seed) trained as stacked networks.
+
+One engine for every path. Members with the same tau and seed share one critic (V, twin Q and
+their targets, and one minibatch stream): IQL's critic never depends on the actor, so a
+tau x beta grid costs one critic per tau. Member ``k`` computes exactly what a solo run with its
+seed computes (the same initial weights from :func:`~iql_sweep.iql.networks.initial_weights`, the
+same minibatches from its critic group's generator, the same update order); Adam on stacked
+tensors is elementwise, i.e. K independent Adams, and summing the members' losses leaves each
+member's gradient its own, so a member whose losses turn NaN never touches the others.
+
+Speed is a setting of this one learner, never a second copy of the maths
+(:mod:`iql_sweep.iql.losses` holds every objective once):
+
+- ``eager``: the three stages run as written;
+- ``compiled``: the V, actor and Q stages are compiled with ``torch.compile`` (forward and
+  backward), the optimisers are fused Adam;
+- ``graph`` (CUDA): as ``compiled``, and the *whole* update, i.e. the minibatch draw, dropout
+  masks, the three stages, the three optimiser steps (the actor's learning rate a device
+  tensor), the Polyak update and the metric sums, is captured once as one CUDA graph and
+  replayed, with no host synchronisation until the metrics are read.
+
+:meth:`IQLLearner.advance` runs many updates per call (to the next evaluation, checkpoint or
+online step), so Python is not on the per-update path of the graph mode.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from iql_sweep.data.replay import ReplayBuffer
+from iql_sweep.errors import ConfigError
+from iql_sweep.iql.config import IQLConfig, Member, unsupported
+from iql_sweep.iql.losses import (
+    awr_actor_loss,
+    awr_weights,
+    expectile_loss,
+    gaussian_log_prob,
+    td_target,
+    twin_q_loss,
+)
+from iql_sweep.iql.networks import Layer, StackedMLP, initial_weights, stacked_mlp
+
+logger = logging.getLogger(__name__)
+
+Speed = Literal["eager", "compiled", "graph"]
+SPEEDS: tuple[str, ...] = ("eager", "compiled", "graph")
+
+#: Per-member metrics of every update, in the order of the learner's metric rows.
+METRIC_KEYS = (
+    "value_loss",
+    "q_loss",
+    "actor_loss",
+    "advantage_mean",
+    "awr_clip_fraction",
+    "v_mean",
+    "q_mean",
+    "actor_lr",
+)
+#: Eager updates before a CUDA graph is captured (compilation and optimiser state happen here).
+GRAPH_WARMUP = 3
+#: Offset of the dropout generator's seed from the first member's seed.
+DROPOUT_SEED_OFFSET = 40_000
+
+# Many learners of different shapes in one process (tests, benchmarks) recompile the stages;
+# without a higher limit dynamo would silently fall back to eager after 8 shapes.
+for _name in ("recompile_limit", "cache_size_limit"):
+    if hasattr(torch._dynamo.config, _name):
+        setattr(torch._dynamo.config, _name, 64)
+
+
+def speed_for(compile: bool, device: str | torch.device) -> Speed:
+    """The speed setting a run asks for with ``compile``: on CUDA the captured graph."""
+    if not compile:
+        return "eager"
+    return "graph" if torch.device(device).type == "cuda" else "compiled"
+
+
+# --- the three stages, as pure functions of their inputs (compiled when asked) ----------------
+
+
+def _q_pair(weights, biases, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """Both critics of every group: ``[C, 2, B]`` (the twin nets stacked as ``2C`` networks)."""
+    groups = obs.shape[0]
+    x = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)
+    return stacked_mlp(x, weights, biases).squeeze(-1).view(groups, 2, -1)
+
+
+def value_stage(v_w, v_b, t_w, t_b, obs, act, expectile):
+    """Expectile regression of V on the minimum of the target twin Q, per critic group."""
+    with torch.no_grad():
+        target_q = _q_pair(t_w, t_b, obs, act).min(dim=1).values  # [C, B]
+    v = stacked_mlp(obs, v_w, v_b).squeeze(-1)
+    losses = expectile_loss(target_q - v, expectile)  # [C]
+    return losses.sum(), losses.detach(), v.detach().mean(dim=-1), target_q
+
+
+def actor_stage(
+    a_w, a_b, log_std, v_w, v_b, obs, act, target_q, group_of, beta, masks, max_weight, lo, hi
+):
+    """AWR with the advantage from the target Q and the updated V, per member."""
+    with torch.no_grad():
+        advantage = (target_q - stacked_mlp(obs, v_w, v_b).squeeze(-1))[group_of]  # [K, B]
+        weights = awr_weights(advantage, beta, max_weight)
+    mean = torch.tanh(stacked_mlp(obs[group_of], a_w, a_b, masks))
+    log_prob = gaussian_log_prob(mean, log_std.clamp(lo, hi)[:, None, :], act[group_of])
+    losses = awr_actor_loss(log_prob, weights)  # [K]
+    clipped = (weights >= max_weight).float().mean(dim=-1)
+    return losses.sum(), losses.detach(), advantage.mean(dim=-1), clipped
+
+
+def q_stage(q_w, q_b, v_w, v_b, obs, act, rewards, terminals, next_obs, discount):
+    """Twin-Q regression towards r + gamma (1 - terminal) V_new(s'), per critic group."""
+    with torch.no_grad():
+        next_v = stacked_mlp(next_obs, v_w, v_b).squeeze(-1)
+        target = td_target(rewards, terminals, next_v, discount)
+    q = _q_pair(q_w, q_b, obs, act)  # [C, 2, B]
+    losses = twin_q_loss(q[:, 0], q[:, 1], target)  # [C]
+    return losses.sum(), losses.detach(), q.detach()[:, 0].mean(dim=-1)
+
+
+class IQLLearner:
+    """K members sharing one IQLConfig but for tau, beta and the seed (see the module docs)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: IQLConfig,
+        members: Sequence[Member],
+        data: dict[str, torch.Tensor] | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        share_critics: bool = True,
+        speed: Speed = "eager",
+        online_capacity: int = 0,
+    ):
+        if not members:
+            raise ConfigError("members: a learner needs at least one configuration")
+        if speed not in SPEEDS:
+            raise ConfigError(f"speed: unknown setting {speed!r}; use one of {', '.join(SPEEDS)}")
+        self.device = torch.device(device)
+        if speed == "graph" and self.device.type != "cuda":
+            raise ConfigError("speed: the captured-graph update needs a CUDA device; use compiled")
+        problems = unsupported(len(members), online_capacity)
+        if problems:
+            raise ConfigError("\n".join(problems))
+        self.config, self.members = config, list(members)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.share_critics, self.speed = share_critics, speed
+        self.step = 0
+        k = len(self.members)
+        # Critic groups: one per distinct (tau, seed) when sharing, else one per member.
+        keys = [(m.expectile, m.seed) if share_critics else (i,) for i, m in enumerate(members)]
+        self.group_keys = list(dict.fromkeys(keys))
+        self.groups = [self.group_keys.index(key) for key in keys]
+        leaders = [keys.index(key) for key in self.group_keys]  # first member of each group
+        self.group_of = torch.tensor(self.groups, device=self.device)
+        starts = {}
+        for m in self.members:
+            if m.seed not in starts:
+                starts[m.seed] = initial_weights(config, obs_dim, act_dim, m.seed)
+        lead = [starts[self.members[i].seed] for i in leaders]
+        self.value = StackedMLP([w.value for w in lead]).to(self.device)
+        self.q = StackedMLP([net for w in lead for net in (w.q1, w.q2)]).to(self.device)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.actor = StackedMLP([starts[m.seed].actor for m in self.members]).to(self.device)
+        self.log_std = nn.Parameter(
+            torch.stack([starts[m.seed].log_std for m in self.members]).to(self.device)
+        )
+        self.expectile = torch.tensor(
+            [[self.members[i].expectile] for i in leaders], device=self.device
+        )
+        self.beta = torch.tensor([[m.beta] for m in self.members], device=self.device)
+        c = config
+        capturable = {"capturable": True} if speed == "graph" else {}
+        self.actor_lr = torch.tensor(float(c.actor_lr), device=self.device)
+        self.value_opt = torch.optim.Adam(
+            self.value.parameters(), lr=c.value_lr, fused=True, **capturable
+        )
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=c.critic_lr, fused=True, **capturable)
+        self.actor_opt = torch.optim.Adam(
+            [*self.actor.parameters(), self.log_std], lr=self.actor_lr, fused=True, **capturable
+        )
+        self._step_t = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.dropout_generator: torch.Generator | None = None
+        if c.actor_dropout > 0:
+            self.dropout_generator = torch.Generator(device=self.device)
+            self.dropout_generator.manual_seed(self.members[0].seed + DROPOUT_SEED_OFFSET)
+        self.buffer: ReplayBuffer | None = None
+        if data is not None:
+            seeds = [self.members[i].seed for i in leaders]
+            self.buffer = ReplayBuffer(data, c.batch_size, seeds, online_capacity)
+        self._sums = torch.zeros(len(METRIC_KEYS), k, device=self.device)
+        self._count = 0
+        self._graph: Any = None
+        self._warmup_left = GRAPH_WARMUP
+        # parameter lists handed to the stage functions (the tensors stay the same objects)
+        self._v = self.value.params()
+        self._q = self.q.params()
+        self._t = self.q_target.params()
+        self._a = self.actor.params()
+        self._targets = list(self.q_target.parameters())
+        self._online = list(self.q.parameters())
+        compiled = speed in ("compiled", "graph")
+        wrap = (lambda f: torch.compile(f, dynamic=False)) if compiled else (lambda f: f)
+        self._value_stage = wrap(value_stage)
+        self._actor_stage = wrap(actor_stage)
+        self._q_stage = wrap(q_stage)
+
+    # --- shape facts ---------------------------------------------------------------------------
+    @property
+    def num_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def num_critics(self) -> int:
+        return len(self.group_keys)
+
+    # --- one update ----------------------------------------------------------------------------
+    def _dropout_masks(self, rows: int) -> list[torch.Tensor] | None:
+        """Independent dropout masks per member and hidden layer, scaled by 1/(1-p)."""
+        p = self.config.actor_dropout
+        if self.dropout_generator is None:
+            return None
+        shape = (self.num_members, rows)
+        return [
+            (
+                torch.rand(
+                    (*shape, width), generator=self.dropout_generator, device=self.device
+                )
+                >= p
+            ).float()
+            * (1.0 / (1.0 - p))
+            for width in self.config.hidden_dims
+        ]
+
+    def _learning_rate(self) -> None:
+        """The actor's learning rate for this update: a cosine from actor_lr to 0 over
+        max_steps (held at 0 after), computed on the device from the update counter."""
+        c = self.config
+        if not c.cosine_actor_schedule:
+            return
+        t = torch.clamp(self._step_t, max=float(c.max_steps)) / c.max_steps
+        self.actor_lr.copy_(c.actor_lr * 0.5 * (1.0 + torch.cos(math.pi * t)))
+
+    def _step_on(self, batch: dict[str, torch.Tensor], masks) -> torch.Tensor:
+        """One IQL update on ``[C, B, ...]`` minibatches; returns the metrics ``[M, K]``."""
+        c, g = self.config, self.group_of
+        obs, act = batch["observations"], batch["actions"]
+        # V step (expectile regression on the target critics)
+        total, value_losses, v_mean, target_q = self._value_stage(
+            *self._v, *self._t, obs, act, self.expectile
+        )
+        self.value_opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.value_opt.step()
+        # actor step (AWR with the updated V)
+        self._learning_rate()
+        lr = self.actor_lr.expand(self.num_members)
+        total, actor_losses, advantage, clipped = self._actor_stage(
+            *self._a, self.log_std, *self._v, obs, act, target_q, g, self.beta, masks,
+            c.max_awr_weight, c.log_std_min, c.log_std_max,
+        )
+        self.actor_opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.actor_opt.step()
+        # Q step (MSE to r + gamma (1 - terminal) V_new(s'))
+        total, q_losses, q_mean = self._q_stage(
+            *self._q, *self._v, obs, act, batch["rewards"], batch["terminals"],
+            batch["next_observations"], c.discount,
+        )
+        self.q_opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.q_opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._targets, self._online, c.polyak)
+            self._step_t.add_(1.0)
+            return torch.stack(
+                [
+                    value_losses[g],
+                    q_losses[g],
+                    actor_losses,
+                    advantage,
+                    clipped,
+                    v_mean[g],
+                    q_mean[g],
+                    lr,
+                ]
+            )
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One update on a given minibatch (fields ``[C, B, ...]``, or ``[B, ...]`` for every
+        group); per-member metrics ``[K]`` on the device. Not captured: the reference for the
+        graph mode and the tests' way to feed identical batches to every path."""
+        vectors = ("observations", "actions", "next_observations")
+        batch = {
+            k: v.expand(self.num_critics, *v.shape) if v.dim() == 1 + (k in vectors) else v
+            for k, v in batch.items()
+        }
+        metrics = self._step_on(batch, self._dropout_masks(batch["rewards"].shape[-1]))
+        self.step += 1
+        return dict(zip(METRIC_KEYS, metrics.unbind(0)))
+
+    def _advance_one(self) -> None:
+        assert self.buffer is not None
+        batch = self.buffer.sample()
+        self._sums.add_(self._step_on(batch, self._dropout_masks(self.config.batch_size)))
+
+    def advance(self, updates: int) -> None:
+        """``updates`` updates on minibatches drawn from the learner's buffer; the per-member
+        metric sums stay on the device until :meth:`pop_metrics`."""
+        if self.buffer is None:
+            raise RuntimeError("this learner was built without data; use update(batch)")
+        self._count += updates
+        if self.speed != "graph":
+            for _ in range(updates):
+                self._advance_one()
+                self.step += 1
+            return
+        if self._graph is None and self._warmup_left > 0 and updates > 0:
+            warm = min(updates, self._warmup_left)
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(warm):
+                    self._advance_one()
+                    self.step += 1
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._warmup_left -= warm
+            updates -= warm
+        if updates > 0 and self._graph is None:
+            try:
+                self._capture()
+            except RuntimeError as err:  # a driver or torch that cannot capture this update
+                logger.warning(
+                    "CUDA graph capture failed (%s); continuing with compiled stages", err
+                )
+                self.speed = "compiled"
+                self.advance(updates)
+                self._count -= updates  # advance() counted them again
+                return
+        for _ in range(updates):
+            self._graph.replay()
+            self.step += 1
+
+    def _capture(self) -> None:
+        """Record one whole update (draw, masks, stages, optimisers, targets, metric sums)."""
+        assert self.buffer is not None
+        torch.cuda.synchronize(self.device)
+        graph = torch.cuda.CUDAGraph()
+        generators = list(self.buffer.generators)
+        if self.dropout_generator is not None:
+            generators.append(self.dropout_generator)
+        for generator in generators:
+            graph.register_generator_state(generator)
+        with torch.cuda.graph(graph):
+            self._advance_one()
+        self._graph = graph
+
+    def pop_metrics(self) -> tuple[np.ndarray, int]:
+        """Mean of every metric over the updates since the last call: ``[M, K]`` (host) and
+        the number of updates; the one host synchronisation of a training interval."""
+        count = self._count
+        means = (self._sums / max(count, 1)).cpu().numpy()
+        self._sums.zero_()
+        self._count = 0
+        return means, count
+
+    # --- acting --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, members: Sequence[int] | None = None) -> torch.Tensor:
+        """Deterministic actions (the Gaussian's mean) of ``members`` (default: all):
+        ``obs [m, N, obs]`` (or ``[N, obs]`` for every member alike) -> ``[m, N, act]``."""
+        obs = obs.to(self.device, torch.float32)
+        if members is None:
+            weights, biases = self._a
+            m = self.num_members
+        else:
+            index = torch.as_tensor(list(members), device=self.device)
+            weights, biases = self.actor.subset(index)
+            m = len(members)
+        if obs.dim() == 2:
+            obs = obs.expand(m, *obs.shape)
+        return torch.tanh(stacked_mlp(obs, weights, biases)).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def sample_actions(
+        self, obs: torch.Tensor, member: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Actions of ``member`` sampled from its Gaussian policy, clipped to [-1, 1]."""
+        mean = self.act(obs, [member])[0]
+        c = self.config
+        std = self.log_std[member].clamp(c.log_std_min, c.log_std_max).exp()
+        noise = torch.randn(mean.shape, device=self.device, generator=generator, dtype=mean.dtype)
+        return (mean + std * noise).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def values(self, obs: torch.Tensor) -> torch.Tensor:
+        """V of every member (its critic group's) at ``obs [N, obs]``: ``[K, N]``."""
+        x = obs.to(self.device, torch.float32).expand(self.num_critics, *obs.shape)
+        return stacked_mlp(x, *self._v).squeeze(-1)[self.group_of]
+
+    # --- state ---------------------------------------------------------------------------------
+    def member_layers(self, k: int) -> dict[str, Any]:
+        """Member ``k``'s networks as nn.Linear layers (for comparison with a solo agent)."""
+        g = self.groups[k]
+        return {
+            "value": self.value.member_layers(g),
+            "q1": self.q.member_layers(2 * g),
+            "q2": self.q.member_layers(2 * g + 1),
+            "q1_target": self.q_target.member_layers(2 * g),
+            "q2_target": self.q_target.member_layers(2 * g + 1),
+            "actor": self.actor.member_layers(k),
+            "log_std": self.log_std.detach()[k].clone(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to continue exactly: stacked nets and targets, optimisers, the update
+        counter, the dropout generator and the buffer (generators and online rows)."""
+        return {
+            "members": [m.model_dump() for m in self.members],
+            "share_critics": self.share_critics,
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "step": self.step,
+            "value": self.value.state_dict(),
+            "q": self.q.state_dict(),
+            "q_target": self.q_target.state_dict(),
+            "actor": self.actor.state_dict(),
+            "log_std": self.log_std.detach().clone(),
+            "value_opt": self.value_opt.state_dict(),
+            "q_opt": self.q_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "dropout_generator": (
+                None if self.dropout_generator is None else self.dropout_generator.get_state()
+            ),
+            "buffer": None if self.buffer is None else self.buffer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` into a learner built with the same members and shapes."""
+        if state["members"] != [m.model_dump() for m in self.members]:
+            raise ConfigError(
+                "checkpoint: it holds other configurations than this run's; resume with the "
+                "same tau, beta and seeds"
+            )
+        if (state["obs_dim"], state["act_dim"]) != (self.obs_dim, self.act_dim):
+            raise ConfigError(
+                f"checkpoint: it is for observations of {state['obs_dim']} and actions of "
+                f"{state['act_dim']} dimensions; this data has {self.obs_dim} and {self.act_dim}"
+            )
+        if state["share_critics"] != self.share_critics:
+            raise ConfigError("checkpoint: it was written with another share_critics setting")
+        for name in ("value", "q", "q_target", "actor"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_std.copy_(state["log_std"])
+        self.value_opt.load_state_dict(state["value_opt"])
+        self.q_opt.load_state_dict(state["q_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        # the loaded param group holds a copy of the lr tensor: keep the learner's own
+        self.actor_opt.param_groups[0]["lr"] = self.actor_lr
+        self.step = int(state["step"])
+        self._step_t.fill_(float(self.step))
+        if self.dropout_generator is not None and state["dropout_generator"] is not None:
+            self.dropout_generator.set_state(state["dropout_generator"])
+        if self.buffer is not None and state.get("buffer") is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        self._graph, self._warmup_left = None, GRAPH_WARMUP  # optimiser state tensors changed
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], config: IQLConfig, device: str | torch.device = "cpu"
+    ) -> IQLLearner:
+        """A learner (without data) holding a checkpoint's networks, for acting and values."""
+        learner = cls(
+            state["obs_dim"],
+            state["act_dim"],
+            config,
+            [Member(**m) for m in state["members"]],
+            device=device,
+            share_critics=state["share_critics"],
+        )
+        learner.load_state_dict({**state, "buffer": None})
+        return learner
+
+
+__all__ = ["IQLLearner", "Member", "METRIC_KEYS", "SPEEDS", "Layer", "speed_for"]

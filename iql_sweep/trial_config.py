@@ -1,0 +1,160 @@
+"""The one typed configuration of a training run: built by the sweep (one per Ray trial) or by
+``iql-sweep train``, and read by the trial, the report, the W&B logging and the stitching
+analysis. It is the only place that knows the run length, packing and member naming.
+
+Its serialised form is Ray Tune's trial config: ``dataset``, ``seed``, ``preset``, ``iql``
+(overrides, fixed and searched), ``pack`` (members and shared overrides; absent for a plain
+trial), ``sweep`` and ``run`` (the training settings and the trial's resources).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from iql_sweep.data.profile import DatasetProfile
+from iql_sweep.iql.config import IQLConfig, Member, build_config, unsupported
+
+
+class RunSettings(BaseModel):
+    """What a run does besides the IQL hyper-parameters (a spec's ``training:``, or the
+    options of ``iql-sweep train``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(ge=1, description="offline gradient updates")
+    eval_every: int = Field(ge=1, description="updates between evaluations")
+    eval_episodes: int = Field(10, ge=1)
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="updates between checkpoints (default: every evaluation)"
+    )
+    online_steps: int = Field(
+        0, ge=0, description="online fine-tuning environment steps after the offline steps"
+    )
+    updates_per_env_step: int = Field(1, ge=1, description="updates per fine-tuning env step")
+    compile: bool = Field(
+        False,
+        description="the fast path of the same learner: torch.compile on the CPU, the whole "
+        "update captured as one CUDA graph on a GPU; costs a compile at each trial start",
+    )
+
+    @property
+    def total_updates(self) -> int:
+        """Offline updates plus the fine-tuning phase's (``updates_per_env_step`` per step)."""
+        return self.steps + self.online_steps * self.updates_per_env_step
+
+    @property
+    def checkpoint_interval(self) -> int:
+        return self.checkpoint_every or self.eval_every
+
+    def problems(self, prefix: str) -> list[str]:
+        """Relations between the fields; ``prefix`` names them (``training.`` or ``--``)."""
+        def name(field: str) -> str:
+            return prefix + (field.replace("_", "-") if prefix == "--" else field)
+
+        out = []
+        if self.eval_every > self.steps:
+            out.append(
+                f"{name('eval_every')}: {self.eval_every} exceeds {name('steps')} "
+                f"({self.steps}); there would be no evaluation before the end"
+            )
+        every = self.checkpoint_every
+        if every is not None and every % self.eval_every:
+            out.append(
+                f"{name('checkpoint_every')}: must be a multiple of {name('eval_every')} "
+                f"({self.eval_every}); got {every}"
+            )
+        return out
+
+
+class TrialRun(RunSettings):
+    """A trial's run settings plus the resources the sweep gave it (older trials lack some)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    share_critics: bool = True
+
+
+class Pack(BaseModel):
+    """The configurations one packed trial trains together."""
+
+    members: list[dict[str, Any]] = Field(min_length=1)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrialConfig(BaseModel):
+    """One training run of K >= 1 configurations on one dataset."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dataset: str
+    seed: int = 0
+    preset: str | None = None
+    iql: dict[str, Any] = Field(default_factory=dict)
+    pack: Pack | None = None
+    sweep: str = ""
+    run: TrialRun
+
+    @property
+    def packed(self) -> bool:
+        """A packed trial reports each member under its own prefix and W&B run."""
+        return self.pack is not None
+
+    @property
+    def total_updates(self) -> int:
+        return self.run.total_updates
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset or DatasetProfile.from_id(self.dataset).preset
+
+    def overrides(self) -> dict[str, Any]:
+        return {**self.iql, **(self.pack.overrides if self.pack else {})}
+
+    def base_config(self) -> IQLConfig:
+        """The resolved IQL config shared by every member (its own tau and beta aside)."""
+        return build_config(self.dataset, self.preset, self.total_updates, self.overrides())
+
+    def members(self, base: IQLConfig | None = None) -> list[Member]:
+        """The configurations, in order; a member without tau or beta takes the preset's."""
+        base = base or self.base_config()
+        if self.pack is None:
+            return [Member(expectile=base.expectile, beta=base.beta, seed=self.seed)]
+        return [
+            Member(
+                expectile=float(m.get("expectile", base.expectile)),
+                beta=float(m.get("beta", base.beta)),
+                seed=int(m.get("seed", self.seed)),
+            )
+            for m in self.pack.members
+        ]
+
+    def configurations(self) -> list[tuple[int, IQLConfig, Member]]:
+        """(member index, full IQL config, member) of every configuration the trial trains."""
+        base = self.base_config()
+        return [
+            (k, base.model_copy(update={"expectile": m.expectile, "beta": m.beta}), m)
+            for k, m in enumerate(self.members(base))
+        ]
+
+    def member_id(self, trial_id: str, k: int) -> str:
+        """The id of member ``k``'s row in the tables and of its W&B run."""
+        return f"{trial_id}-m{k}" if self.packed else trial_id
+
+    def metric_prefix(self, k: int) -> str:
+        """Where member ``k``'s metrics sit in the trial's Tune results."""
+        return f"m{k}/" if self.packed else ""
+
+    def problems(self) -> list[str]:
+        """What the learner cannot train of this configuration (the one capability check)."""
+        size = len(self.pack.members) if self.pack is not None else 1
+        return unsupported(size, self.run.online_steps)
+
+
+def member_of(config_id: str) -> int | None:
+    """The member index in a configuration id (``<trial>-m<k>``), or None for a plain trial."""
+    head, sep, tail = config_id.rpartition("-m")
+    return int(tail) if sep and head and tail.isdigit() else None

@@ -1,0 +1,70 @@
+"""Validation agrees with training: for every shipped preset, with compile on and off and packs of
+one and two, ``validate`` accepts exactly the configurations whose trials then start training
+(a few updates each, on the learner the trial would build)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from iql_sweep.data.minari_io import load_transitions
+from iql_sweep.errors import ConfigError
+from iql_sweep.iql.config import PRESETS
+from iql_sweep.iql.learner import IQLLearner, speed_for
+from iql_sweep.spec import validate_spec
+from iql_sweep.training import prepare_data
+from tests.test_sweep import tiny_spec
+
+CASES = [
+    (preset, compile, pack, 0)
+    for preset in sorted(PRESETS)
+    for compile in (False, True)
+    for pack in (1, 2)
+] + [("maze", False, 1, 4), ("maze", False, 2, 4)]  # fine-tuning: one configuration per trial
+
+
+def starts_training(trial, data) -> bool:
+    """Build the learner the trial would build and run a few updates; False when it refuses."""
+    config = trial.base_config()
+    prepared = prepare_data(data, config)
+    try:
+        learner = IQLLearner(
+            prepared.obs_dim,
+            prepared.act_dim,
+            config,
+            trial.members(config),
+            prepared.to_tensors("cpu"),
+            share_critics=trial.run.share_critics,
+            speed=speed_for(trial.run.compile, "cpu"),
+            online_capacity=trial.run.online_steps,
+        )
+    except ConfigError:
+        return False
+    learner.advance(3)
+    means, _ = learner.pop_metrics()
+    return bool(torch.isfinite(torch.as_tensor(means)).all())
+
+
+@pytest.mark.parametrize(("preset", "compile", "pack", "online"), CASES)
+def test_validate_accepts_exactly_what_trains(umaze_id, preset, compile, pack, online):
+    spec = tiny_spec(
+        "cap", [umaze_id], {"grid": {"expectile": [0.7, 0.9]}}, compile=compile,
+        online_steps=online,
+    )
+    spec["preset"] = preset
+    spec["resources"]["pack"] = pack
+    try:
+        parsed = validate_spec(spec)
+        accepted = True
+    except ConfigError as err:
+        accepted = False
+        assert "resources.pack: online fine-tuning" in str(err)
+        parsed = validate_spec({**spec, "resources": {**spec["resources"], "pack": 1}})
+        parsed = parsed.model_copy(update={"resources": parsed.resources.model_copy(
+            update={"pack": pack})})
+    data = load_transitions(umaze_id)
+    trials = parsed.trial_configs()
+    assert len(trials) == (1 if pack == 2 else 2)
+    started = all(starts_training(trial, data) for trial in trials)
+    assert accepted == started
+    assert accepted == (online == 0 or pack == 1)
