@@ -31,7 +31,7 @@ from iql_sweep.online import OnlineCollector
 from iql_sweep.progress import step_progress
 from iql_sweep.trial_config import TrialConfig
 
-#: Updates per learner call in the offline phase (the progress bar's granularity).
+#: Updates per learner call in the offline phase when a progress bar is drawn.
 CHUNK = 500
 
 
@@ -105,8 +105,8 @@ class TrainingLoop:
     def _train_to(self, target: int, advance) -> None:
         run, learner = self.trial.run, self.learner
         while learner.step < target:
-            if learner.step < run.steps:
-                n = min(CHUNK, target - learner.step)
+            if learner.step < run.steps:  # to the evaluation in one call (bar: in chunks)
+                n = min(CHUNK if self.progress else target, target - learner.step)
             else:  # fine-tuning: an environment step every updates_per_env_step updates
                 assert self.collector is not None and learner.buffer is not None
                 done = (learner.step - run.steps) % run.updates_per_env_step
