@@ -68,3 +68,20 @@ def test_validate_accepts_exactly_what_trains(umaze_id, preset, compile, pack, o
     started = all(starts_training(trial, data) for trial in trials)
     assert accepted == started
     assert accepted == (online == 0 or pack == 1)
+
+
+def test_the_auto_preset_of_a_d4rl_adroit_id_packs_and_compiles():
+    """The drift that started issue 10: D4RL/door/human-v2 picks the adroit preset (actor
+    dropout 0.1) from its id; packed or compiled, its trials are now trainable configurations."""
+    from iql_sweep.trial_config import Pack, TrialConfig, TrialRun
+
+    run = TrialRun(steps=10, eval_every=5, compile=True)
+    trial = TrialConfig(
+        dataset="D4RL/door/human-v2",
+        run=run,
+        pack=Pack(members=[{"expectile": 0.7, "seed": 0}, {"expectile": 0.9, "seed": 0}]),
+    )
+    assert trial.preset_name == "adroit"
+    assert trial.base_config().actor_dropout == 0.1
+    assert trial.problems() == []
+    assert [m.beta for m in trial.members()] == [0.5, 0.5]  # the preset's beta

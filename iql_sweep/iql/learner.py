@@ -361,7 +361,8 @@ class IQLLearner:
             generators.append(self.dropout_generator)
         for generator in generators:
             graph.register_generator_state(generator)
-        with torch.cuda.graph(graph):
+        # thread-local: Ray Tune runs a trial's function in its own thread of the actor
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self._advance_one()
         self._graph = graph
 
