@@ -108,14 +108,21 @@ def equivalence(args, config, device: str) -> list[dict]:
     return rows
 
 
-def rate(learner: IQLLearner, updates: int, warmup: int, device: str) -> float:
+def rate(learner: IQLLearner, seconds: float, warmup: int, device: str) -> float:
+    """Updates/s over a window of about ``seconds``, in calls of growing size, each synced."""
     learner.advance(warmup)  # compile, capture and optimiser state happen here
+    learner.pop_metrics()
     sync(device)
-    start = time.perf_counter()
-    learner.advance(updates)
-    learner.pop_metrics()  # the interval's one host read
-    sync(device)
-    return updates / (time.perf_counter() - start)
+    done, chunk, start = 0, 8, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        begun = time.perf_counter()
+        learner.advance(chunk)
+        learner.pop_metrics()  # an interval's one host read
+        sync(device)
+        done += chunk
+        if time.perf_counter() - begun < seconds / 20:
+            chunk *= 2
+    return done / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -137,7 +144,7 @@ def main() -> None:
     args.tolerance = 1e-3
     hidden = (32, 32) if quick else (256, 256)
     batch = 32 if quick else 256
-    timed = 200 if quick else 20_000  # per speed setting
+    window = 1.0 if quick else 10.0  # seconds per timed setting
     consecutive = 500 if quick else 200_000
     sizes = (1, 3) if quick else (1, 9, 45)
     warmup = 5 if quick else 50
@@ -160,7 +167,7 @@ def main() -> None:
     for speed in speeds:
         learner = IQLLearner(args.obs, args.act, config, grid(1)[4:5], data, device=device,
                              speed=speed)
-        single[speed] = rate(learner, timed, warmup, device)
+        single[speed] = rate(learner, window, warmup, device)
     best = max(single, key=single.get)
     learner = IQLLearner(args.obs, args.act, config, grid(1)[4:5], data, device=device, speed=best)
     learner.advance(warmup)
@@ -188,7 +195,7 @@ def main() -> None:
             base = torch.cuda.memory_allocated()
         learner = IQLLearner(args.obs, args.act, config, members, data, device=device,
                              speed=pop_speed)
-        ups = rate(learner, max(timed // max(1, k // 3), 50), warmup, device)
+        ups = rate(learner, window, warmup, device)
         entry = {"members": k, "critics": learner.num_critics, "speed": pop_speed,
                  "updates_per_second": ups, "config_updates_per_second": ups * k}
         if cuda:
