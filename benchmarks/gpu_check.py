@@ -57,9 +57,7 @@ def sync(device: str) -> None:
 
 
 def grid(seeds: int) -> list[Member]:
-    return [
-        Member(expectile=t, beta=b, seed=s) for s in range(seeds) for t in TAUS for b in BETAS
-    ]
+    return [Member(expectile=t, beta=b, seed=s) for s in range(seeds) for t in TAUS for b in BETAS]
 
 
 def max_difference(a: IQLLearner, b: IQLLearner) -> tuple[float, float]:
@@ -93,8 +91,7 @@ def equivalence(args, config, device: str) -> list[dict]:
         pair = ("eager", "compiled")
     data = {k: v.to(device) for k, v in cpu_data.items()}
     a, b = (
-        IQLLearner(args.obs, args.act, config, members, data, device=device, speed=s)
-        for s in pair
+        IQLLearner(args.obs, args.act, config, members, data, device=device, speed=s) for s in pair
     )
     a.advance(args.check_updates)
     b.advance(args.check_updates)
@@ -103,8 +100,15 @@ def equivalence(args, config, device: str) -> list[dict]:
     rows = []
     for name, worst_abs, worst_rel in out:
         ok = worst_rel < args.tolerance
-        rows.append({"check": name, "updates": args.check_updates, "max_abs": worst_abs,
-                     "max_rel": worst_rel, "pass": ok})
+        rows.append(
+            {
+                "check": name,
+                "updates": args.check_updates,
+                "max_abs": worst_abs,
+                "max_rel": worst_rel,
+                "pass": ok,
+            }
+        )
     return rows
 
 
@@ -155,8 +159,13 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name,
         "torch": torch.__version__,
         "quick": quick,
-        "shapes": {"obs": args.obs, "act": args.act, "rows": args.rows, "batch": batch,
-                   "hidden": list(hidden)},
+        "shapes": {
+            "obs": args.obs,
+            "act": args.act,
+            "rows": args.rows,
+            "batch": batch,
+            "hidden": list(hidden),
+        },
     }
     torch.manual_seed(0)
     report["equivalence"] = equivalence(args, config, device)
@@ -165,8 +174,9 @@ def main() -> None:
     speeds = ["eager", "compiled"] + (["graph"] if device.startswith("cuda") else [])
     single = {}
     for speed in speeds:
-        learner = IQLLearner(args.obs, args.act, config, grid(1)[4:5], data, device=device,
-                             speed=speed)
+        learner = IQLLearner(
+            args.obs, args.act, config, grid(1)[4:5], data, device=device, speed=speed
+        )
         single[speed] = rate(learner, window, warmup, device)
     best = max(single, key=single.get)
     learner = IQLLearner(args.obs, args.act, config, grid(1)[4:5], data, device=device, speed=best)
@@ -179,8 +189,12 @@ def main() -> None:
     seconds = time.perf_counter() - start
     report["single"] = {
         "updates_per_second": single,
-        "consecutive": {"speed": best, "updates": consecutive, "seconds": seconds,
-                        "projected_1m_minutes": seconds * 1_000_000 / consecutive / 60},
+        "consecutive": {
+            "speed": best,
+            "updates": consecutive,
+            "seconds": seconds,
+            "projected_1m_minutes": seconds * 1_000_000 / consecutive / 60,
+        },
     }
 
     pop_speed = "graph" if device.startswith("cuda") else "eager"
@@ -193,11 +207,17 @@ def main() -> None:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-        learner = IQLLearner(args.obs, args.act, config, members, data, device=device,
-                             speed=pop_speed)
+        learner = IQLLearner(
+            args.obs, args.act, config, members, data, device=device, speed=pop_speed
+        )
         ups = rate(learner, window, warmup, device)
-        entry = {"members": k, "critics": learner.num_critics, "speed": pop_speed,
-                 "updates_per_second": ups, "config_updates_per_second": ups * k}
+        entry = {
+            "members": k,
+            "critics": learner.num_critics,
+            "speed": pop_speed,
+            "updates_per_second": ups,
+            "config_updates_per_second": ups * k,
+        }
         if cuda:
             entry["peak_memory_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
         populations.append(entry)
@@ -213,31 +233,43 @@ def main() -> None:
     if cuda and len(populations) > 1:
         first, last = populations[0], populations[-1]
         per = (last["peak_memory_mib"] - first["peak_memory_mib"]) / (last["members"] - 1)
-        report["memory"] = {"peak_mib_one_member": first["peak_memory_mib"],
-                            "mib_per_extra_member": per}
+        report["memory"] = {
+            "peak_mib_one_member": first["peak_memory_mib"],
+            "mib_per_extra_member": per,
+        }
     report["wall_seconds"] = time.perf_counter() - started
 
     print(f"gpu_check on {report['device']} (torch {report['torch']}){' [quick]' if quick else ''}")
     for row in report["equivalence"]:
         verdict = "ok" if row["pass"] else "FAIL"
-        print(f"  (a) {row['check']}: max |d| {row['max_abs']:.2e}, rel {row['max_rel']:.2e} "
-              f"after {row['updates']} updates: {verdict}")
+        print(
+            f"  (a) {row['check']}: max |d| {row['max_abs']:.2e}, rel {row['max_rel']:.2e} "
+            f"after {row['updates']} updates: {verdict}"
+        )
     for speed, ups in single.items():
         print(f"  (b) one configuration, {speed:>8}: {ups:10.0f} updates/s")
     c = report["single"]["consecutive"]
-    print(f"  (b) {c['updates']} consecutive updates ({c['speed']}): {c['seconds']:.1f} s; "
-          f"1M projected {c['projected_1m_minutes']:.1f} min")
+    print(
+        f"  (b) {c['updates']} consecutive updates ({c['speed']}): {c['seconds']:.1f} s; "
+        f"1M projected {c['projected_1m_minutes']:.1f} min"
+    )
     for p in populations:
         mem = f", peak {p['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in p else ""
-        print(f"  (c) K={p['members']:>2} ({p['critics']} critics, {p['speed']}): "
-              f"{p['config_updates_per_second']:10.0f} config-updates/s{mem}")
+        print(
+            f"  (c) K={p['members']:>2} ({p['critics']} critics, {p['speed']}): "
+            f"{p['config_updates_per_second']:10.0f} config-updates/s{mem}"
+        )
     g = report["paper_grid"]
-    print(f"  (c) 45-configuration grid x 1M updates projected: {g['projected_minutes_at_1m']:.1f} "
-          f"min (populations of {g['from_population_of']})")
+    print(
+        f"  (c) 45-configuration grid x 1M updates projected: {g['projected_minutes_at_1m']:.1f} "
+        f"min (populations of {g['from_population_of']})"
+    )
     if "memory" in report:
         m = report["memory"]
-        print(f"  (d) peak memory: {m['peak_mib_one_member']:.0f} MiB with one member (data "
-              f"included), {m['mib_per_extra_member']:.1f} MiB per extra member")
+        print(
+            f"  (d) peak memory: {m['peak_mib_one_member']:.0f} MiB with one member (data "
+            f"included), {m['mib_per_extra_member']:.1f} MiB per extra member"
+        )
     print(f"  wall {report['wall_seconds']:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -73,9 +73,7 @@ def main() -> None:
     fast_rate = calls_per_second(fast_step, args.seconds)
     compiled_rate = calls_per_second(compiled_step, args.seconds)
     print(f"obs {OBS}, act {ACT}, batch {B}, 2x{H} MLPs, {args.threads} threads, CPU")
-    print(
-        f"FLOPs per update: reference {ref_flops / 1e6:.1f} M, learner {fast_flops / 1e6:.1f} M"
-    )
+    print(f"FLOPs per update: reference {ref_flops / 1e6:.1f} M, learner {fast_flops / 1e6:.1f} M")
     print(
         f"plain matmul rate on the update's layer shapes (fwd + both bwd GEMMs, no autograd): "
         f"median {gemm:.0f} GFLOP/s "

@@ -51,9 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tensors = random_transitions(N, OBS, ACT)
-    grid = [
-        Member(expectile=t, beta=b, seed=0) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)
-    ]
+    grid = [Member(expectile=t, beta=b, seed=0) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)]
     contenders = {"solo IQLAgent (reference)": solo(tensors)}
     for k in args.sizes:
         members = [Member(expectile=0.7, beta=3.0, seed=seed) for seed in range(k)]

@@ -37,8 +37,13 @@ def main() -> None:
     data = random_transitions(args.transitions, args.obs_dim, args.act_dim)
     data = {k: v.to(device) for k, v in data.items()}
     learner = IQLLearner(
-        args.obs_dim, args.act_dim, make_config("default"),
-        [Member(expectile=0.7, beta=3.0, seed=0)], data, device=device, speed=args.speed,
+        args.obs_dim,
+        args.act_dim,
+        make_config("default"),
+        [Member(expectile=0.7, beta=3.0, seed=0)],
+        data,
+        device=device,
+        speed=args.speed,
     )
 
     def sync() -> None:

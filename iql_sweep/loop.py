@@ -143,9 +143,7 @@ class TrainingLoop:
 
     def _diverged(self, k: int, bad: list[str], step: int, count: int) -> None:
         """Stop member ``k``; the run fails once every member has."""
-        self.failed[k] = (
-            f"TrainingDivergedError: {', '.join(bad)} became non-finite by step {step}"
-        )
+        self.failed[k] = f"TrainingDivergedError: {', '.join(bad)} became non-finite by step {step}"
         if len(self.failed) < self.learner.num_members:
             return
         if self.learner.num_members == 1:

@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
+from iql_sweep import aggregates, stats
+from iql_sweep.aggregates import Aggregates
 from iql_sweep.errors import ConfigError
 from iql_sweep.trial_config import TrialConfig
 
@@ -258,15 +261,36 @@ class ReportFiles:
     markdown: str
     trials: pd.DataFrame
     summary: pd.DataFrame
+    aggregates: Aggregates | None = None
 
 
-def write_report(experiment: Path) -> ReportFiles:
-    """Write trials.csv, summary.csv, pivot_last.csv, pivot_best.csv, report.md and the plots."""
+def _spec_facts(experiment: Path, trials: pd.DataFrame) -> tuple[list[str], float | None, str]:
+    """The sweep's datasets (also those without a single trial yet), the baseline beta of a
+    beta ablation (the spec's first) and the spec's text, from the experiment's copy."""
+    copy = experiment / "sweep_spec.yaml"
+    datasets = list(dict.fromkeys(trials["dataset"])) if len(trials) else []
+    if not copy.is_file():
+        return datasets, None, ""
+    text = copy.read_text()
+    spec = yaml.safe_load(text) or {}
+    listed = [d for d in spec.get("datasets", []) if isinstance(d, str)]
+    grid = (spec.get("search") or {}).get("grid") or {}
+    betas = grid.get("beta") or []
+    return list(dict.fromkeys(listed + datasets)), (betas[0] if betas else None), text
+
+
+def write_report(
+    experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
+) -> ReportFiles:
+    """Write the tables (trials, summary, pivots, interval estimates, improvement, expected
+    best), report.md, the plots and the self-contained page report/index.html."""
     from iql_sweep.figures import sweep_plots
+    from iql_sweep.report_page import write_page
 
+    experiment = Path(experiment).resolve()
     results = load_results(experiment)
     summary = summarize(results)
-    folder = Path(experiment).resolve() / REPORT_DIR
+    folder = experiment / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / "trials.csv", lambda p: results.trials.to_csv(p, index=False))
     _atomic_write(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
@@ -274,9 +298,28 @@ def write_report(experiment: Path) -> ReportFiles:
     _atomic_write(folder / "pivot_best.csv", lambda p: pivot(summary, "best_mean").to_csv(p))
     if not results.history.empty:
         _atomic_write(folder / "curves.csv", lambda p: results.history.to_csv(p, index=False))
+    datasets, beta_baseline, spec_text = _spec_facts(experiment, results.trials)
+    agg = None
+    if not results.trials.empty:
+        keys = [k for k in results.extra_keys if k != "max_steps"]
+        agg = aggregates.compute(
+            results.trials, datasets, keys, reps=reps, seed=seed, beta_baseline=beta_baseline
+        )
+        tables = {
+            "aggregates.csv": agg.intervals,
+            "improvement.csv": agg.improvement,
+            "best_vs_others.csv": agg.best_vs_others,
+            "expected_max.csv": agg.expected_max,
+            "profiles.csv": agg.profiles,
+            "completeness.csv": agg.completeness,
+        }
+        for name, table in tables.items():
+            _atomic_write(folder / name, lambda p, t=table: t.to_csv(p, index=False))
     text = markdown(summary)
-    failed = results.trials[results.trials["status"] == "ERROR"]
-    if not failed.empty:
+    if agg is not None:
+        text += "\n" + aggregates.markdown(agg)
+    failed = results.trials[results.trials["status"] == "ERROR"] if len(results.trials) else []
+    if len(failed):
         text += (
             "\nFailed trials:\n\n"
             + "\n".join(f"- {r.trial_dir}: {r.error}" for r in failed.itertuples())
@@ -286,4 +329,8 @@ def write_report(experiment: Path) -> ReportFiles:
     sweep_plots.plot_tau_ablation(summary, folder / "tau_ablation.png")
     sweep_plots.plot_heatmaps(summary, folder / "heatmap.png")
     sweep_plots.plot_learning_curves(results.history, folder / "learning_curves.png")
-    return ReportFiles(folder, text, results.trials, summary)
+    if agg is not None:
+        sweep_plots.plot_performance_profiles(agg.profiles, folder / "profiles.png")
+        sweep_plots.plot_expected_max(agg.expected_max, folder / "expected_max.png")
+    write_page(folder, experiment.name, summary, agg, results.trials, spec_text)
+    return ReportFiles(folder, text, results.trials, summary, agg)

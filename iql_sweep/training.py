@@ -198,8 +198,13 @@ def train(
         all_sinks.insert(0, files)
         info = {
             "iql": resolved,
-            "run": {**settings.model_dump(), "dataset_id": dataset_id, "seed": seed,
-                    "device": device, "out_dir": str(out)},
+            "run": {
+                **settings.model_dump(),
+                "dataset_id": dataset_id,
+                "seed": seed,
+                "device": device,
+                "out_dir": str(out),
+            },
             "preset": trial.preset_name,
             "speed": run.learner.speed,
         }

@@ -50,6 +50,7 @@ class RunSettings(BaseModel):
 
     def problems(self, prefix: str) -> list[str]:
         """Relations between the fields; ``prefix`` names them (``training.`` or ``--``)."""
+
         def name(field: str) -> str:
             return prefix + (field.replace("_", "-") if prefix == "--" else field)
 

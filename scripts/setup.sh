@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set-up on a fresh machine: a virtual environment in .venv with torch and the project.
 #   scripts/setup.sh          # the package and its dependencies
-#   scripts/setup.sh --dev    # plus pytest, ruff, hypothesis, check-jsonschema, and the system
-#                             # packages the cluster-launcher test needs (openssh-server, rsync,
-#                             # netcat-openbsd; installed with apt-get when run as root)
+#   scripts/setup.sh --dev    # plus pytest, ruff, hypothesis, check-jsonschema, scipy, selenium,
+#                             # and the system packages the tests need: openssh-server, rsync,
+#                             # netcat-openbsd (the cluster launcher), chromium and
+#                             # chromium-driver (the report page); installed with apt-get as root
 # torch is installed first at the version pinned here (2.13.0: on CPU-only machines of this
 # project a local CPU wheel); the package itself only asks for a range.
 set -euo pipefail
@@ -16,11 +17,13 @@ if [[ "${1:-}" == "--dev" ]]; then
   [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
   command -v rsync >/dev/null || need+=(rsync)
   command -v nc >/dev/null || need+=(netcat-openbsd)
+  [[ -x /usr/bin/chromium ]] || need+=(chromium)
+  [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
   if (( ${#need[@]} )); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     else
-      echo "note: the launcher test needs ${need[*]} (install them as root)" >&2
+      echo "note: the tests need ${need[*]} (install them as root)" >&2
     fi
   fi
 fi

@@ -70,8 +70,12 @@ def test_one_update_matches_a_hand_written_step_in_reference_order():
     learner.update(batch)
     tol = {"rtol": 1e-5, "atol": 1e-6}
     assert_member_equals(learner, 0, expected, **tol)
-    for mine, ref in ((agent.value, expected.value), (agent.q, expected.q),
-                      (agent.q_target, expected.q_target), (agent.actor, expected.actor)):
+    for mine, ref in (
+        (agent.value, expected.value),
+        (agent.q, expected.q),
+        (agent.q_target, expected.q_target),
+        (agent.actor, expected.actor),
+    ):
         for (k, x), (_, y) in zip(mine.state_dict().items(), ref.state_dict().items()):
             torch.testing.assert_close(x, y, **tol, msg=k)
 
@@ -97,8 +101,7 @@ def test_actor_learning_rate_follows_cosine_to_zero():
     """Update t uses actor_lr * cos-factor(t); once the horizon is reached the actor stops
     moving while the critics keep their constant rate."""
     cfg = small_config(max_steps=10)
-    learner = IQLLearner(OBS, ACT, cfg, [Member(expectile=0.7, beta=3.0, seed=0)],
-                         random_tensors())
+    learner = IQLLearner(OBS, ACT, cfg, [Member(expectile=0.7, beta=3.0, seed=0)], random_tensors())
     lrs = []
     for _ in range(10):
         learner.advance(1)

@@ -48,7 +48,10 @@ def starts_training(trial, data) -> bool:
 @pytest.mark.parametrize(("preset", "compile", "pack", "online"), CASES)
 def test_validate_accepts_exactly_what_trains(umaze_id, preset, compile, pack, online):
     spec = tiny_spec(
-        "cap", [umaze_id], {"grid": {"expectile": [0.7, 0.9]}}, compile=compile,
+        "cap",
+        [umaze_id],
+        {"grid": {"expectile": [0.7, 0.9]}},
+        compile=compile,
         online_steps=online,
     )
     spec["preset"] = preset
@@ -60,8 +63,9 @@ def test_validate_accepts_exactly_what_trains(umaze_id, preset, compile, pack, o
         accepted = False
         assert "resources.pack: online fine-tuning" in str(err)
         parsed = validate_spec({**spec, "resources": {**spec["resources"], "pack": 1}})
-        parsed = parsed.model_copy(update={"resources": parsed.resources.model_copy(
-            update={"pack": pack})})
+        parsed = parsed.model_copy(
+            update={"resources": parsed.resources.model_copy(update={"pack": pack})}
+        )
     data = load_transitions(umaze_id)
     trials = parsed.trial_configs()
     assert len(trials) == (1 if pack == 2 else 2)

@@ -26,8 +26,14 @@ def fine_tune(umaze_id, out, overrides=OVERRIDES, **kw):
         **{"steps": OFFLINE, "eval_every": 30, "eval_episodes": 2, "online_steps": ONLINE, **kw}
     )
     return train(
-        umaze_id, settings, seed=3, preset="maze", overrides=overrides, device="cpu",
-        out_dir=out, progress=False,
+        umaze_id,
+        settings,
+        seed=3,
+        preset="maze",
+        overrides=overrides,
+        device="cpu",
+        out_dir=out,
+        progress=False,
     )
 
 
@@ -80,8 +86,12 @@ def test_online_rewards_get_the_offline_transform(umaze_id, tmp_path):
     """AntMaze-style shift: every stored online reward is raw reward - 1, and the raw rewards
     are the environment's (sparse 0/1 in PointMaze)."""
     fine_tune(
-        umaze_id, tmp_path, {**OVERRIDES, "reward_shift": -1.0},
-        online_steps=40, eval_every=20, steps=20,
+        umaze_id,
+        tmp_path,
+        {**OVERRIDES, "reward_shift": -1.0},
+        online_steps=40,
+        eval_every=20,
+        steps=20,
     )
     rewards = online_rows(load_checkpoint(tmp_path / "checkpoint.pt"))["rewards"]
     assert rewards.shape[0] == 40
@@ -96,10 +106,13 @@ def test_replay_buffer_samples_the_same_rows_until_it_grows():
     """Added rows change nothing about earlier draws' streams; afterwards they are drawn; the
     state restores the generators and the online rows; other offline data is refused."""
     gen = torch.Generator().manual_seed(0)
-    tensors = {k: torch.randn(50, 3, generator=gen) for k in ("observations", "actions",
-                                                                "next_observations")}
-    tensors.update({k: torch.randn(50, generator=gen) for k in ("rewards", "terminals",
-                                                                 "timeouts")})
+    tensors = {
+        k: torch.randn(50, 3, generator=gen)
+        for k in ("observations", "actions", "next_observations")
+    }
+    tensors.update(
+        {k: torch.randn(50, generator=gen) for k in ("rewards", "terminals", "timeouts")}
+    )
     plain = ReplayBuffer(tensors, 8, [1])
     growing = ReplayBuffer(tensors, 8, [1], online_capacity=10)
     for _ in range(3):

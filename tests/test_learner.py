@@ -140,8 +140,18 @@ def test_actor_step_reaches_only_the_actor():
     obs, act = batch["observations"], batch["actions"]
     target_q = torch.randn(learner.num_critics, CONFIG.batch_size)
     total, *_ = actor_stage(
-        *learner.actor.params(), learner.log_std, *learner.value.params(), obs, act, target_q,
-        learner.group_of, learner.beta, None, 100.0, -5.0, 2.0,
+        *learner.actor.params(),
+        learner.log_std,
+        *learner.value.params(),
+        obs,
+        act,
+        target_q,
+        learner.group_of,
+        learner.beta,
+        None,
+        100.0,
+        -5.0,
+        2.0,
     )
     total.backward()
     assert all(p.grad is None for p in learner.value.parameters())

@@ -16,7 +16,12 @@ def test_short_training_beats_random(umaze_id, tmp_path):
     torch.set_num_threads(2)
     settings = RunSettings(steps=2500, eval_every=1250, eval_episodes=30)
     summary = train(
-        umaze_id, settings, seed=0, preset="maze", device="cpu", out_dir=tmp_path / "run",
+        umaze_id,
+        settings,
+        seed=0,
+        preset="maze",
+        device="cpu",
+        out_dir=tmp_path / "run",
         progress=False,
     )
 

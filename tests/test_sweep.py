@@ -162,6 +162,97 @@ def test_plots_are_written(grid_sweep):
         assert image.shape[0] > 200 and image.shape[1] > 200
 
 
+def test_interval_estimates_state_failures_and_missing_datasets(grid_sweep, umaze_id, nan_dataset):
+    """aggregates.csv against an independent computation (scipy's trimmed mean of the trials'
+    last scores); the NaN dataset's failed trials are stated, never dropped silently."""
+    from scipy import stats as scipy_stats
+
+    experiment, _ = grid_sweep
+    report = experiment / "report"
+    trials = pd.read_csv(report / "trials.csv")
+    agg = pd.read_csv(report / "aggregates.csv")
+    assert set(agg["metric"]) == {"iqm", "mean", "median", "optimality_gap"}
+    assert set(agg["score"]) == {"last", "best"}
+    for tau in (0.5, 0.9):
+        finished = trials[(trials["dataset"] == umaze_id) & (trials["expectile"] == tau)]
+        for scope in (umaze_id, "all datasets"):
+            row = agg[
+                (agg["scope"] == scope)
+                & (agg["expectile"] == tau)
+                & (agg["score"] == "last")
+                & (agg["metric"] == "iqm")
+            ].iloc[0]
+            expected = scipy_stats.trim_mean(finished["last_score"] / 100, 0.25)
+            assert row["estimate"] == pytest.approx(expected)
+            assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+        pooled = agg[(agg["scope"] == "all datasets") & (agg["expectile"] == tau)].iloc[0]
+        assert pooled["datasets"] == "1 of 2" and pooled["missing"] == nan_dataset
+        assert pooled["failed"] == 2  # both seeds on the NaN dataset
+    completeness = pd.read_csv(report / "completeness.csv")
+    bad = completeness[completeness["dataset"] == nan_dataset]
+    assert (bad["finished"] == 0).all() and (bad["failed"] == 2).all()
+    improvement = pd.read_csv(report / "improvement.csv")
+    assert "τ 0.9, β 3 vs τ 0.5, β 3" in set(improvement["comparison"])
+    assert improvement["probability"].between(0, 1).all()
+    text = (report / "report.md").read_text()
+    assert "4 failed trial(s) left out of every figure" in text
+    assert f"{nan_dataset}: no finished run for 2 configuration(s)" in text
+    expected_max = pd.read_csv(report / "expected_max.csv")
+    assert list(expected_max["budget"]) == [1, 2]
+    means = trials[trials["dataset"] == umaze_id].groupby("expectile")["last_score"].mean()
+    assert expected_max["last"].iloc[-1] == pytest.approx(means.max())
+    for name in ("profiles.png", "expected_max.png"):
+        assert matplotlib.image.imread(report / name).shape[0] > 200
+
+
+def test_report_page_renders_in_a_real_browser(grid_sweep, nan_dataset):
+    """report/index.html opens from the file system in headless Chromium: no console errors,
+    the summary table and every plot shown, the failure reasons and the spec on the page."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    experiment, _ = grid_sweep
+    page = experiment / "report" / "index.html"
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1800",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(page.as_uri())
+        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+        assert errors == []
+        assert driver.title == "iql-sweep report: tiny"
+        assert len(driver.find_elements("css selector", "#summary tbody tr")) == 2
+        assert len(driver.find_elements("css selector", "#intervals tbody tr")) == 2
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
+        )
+        assert len(images) == 5 and all(done and width > 200 for done, width in images)
+        failed = driver.find_element("css selector", "#failed").text
+        assert nan_dataset in failed and "non-finite" in failed
+        spec = driver.find_element("css selector", "#spec").text
+        assert spec.startswith("name: tiny") and f"- {nan_dataset}" in spec
+        shot = experiment / "report" / "page.png"
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (1800, 1280) or pixels.shape[1] == 1280
+    assert pixels.std() > 0.05  # not a blank page
+
+
 def test_every_trial_has_a_wandb_offline_run(grid_sweep, umaze_id):
     experiment, _ = grid_sweep
     trials = pd.read_csv(experiment / "report" / "trials.csv")

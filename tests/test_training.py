@@ -19,7 +19,13 @@ SETTINGS = RunSettings(steps=80, eval_every=20, eval_episodes=2)
 def run(umaze_id, out, settings=SETTINGS, **overrides):
     kw = {"batch_size": 32, "hidden_dims": (32, 32), **overrides}
     return train(
-        umaze_id, settings, seed=4, preset="maze", overrides=kw, device="cpu", out_dir=out,
+        umaze_id,
+        settings,
+        seed=4,
+        preset="maze",
+        overrides=kw,
+        device="cpu",
+        out_dir=out,
         progress=False,
     )
 

@@ -69,9 +69,7 @@ class ReplayBuffer:
         self.size = n
         self.size_t = torch.tensor(n, dtype=torch.int64, device=self.device)
         self.capacity = n + online_capacity
-        self.generators = [
-            torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds
-        ]
+        self.generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
         self.fingerprint = self._fingerprint()
 
     @property
@@ -90,9 +88,7 @@ class ReplayBuffer:
         """One minibatch per group: every field ``[C, B, ...]``; no host synchronisation."""
         index = torch.stack(
             [
-                torch.randint(
-                    0, _DRAW_HIGH, (self.batch_size,), device=self.device, generator=g
-                )
+                torch.randint(0, _DRAW_HIGH, (self.batch_size,), device=self.device, generator=g)
                 for g in self.generators
             ]
         ).remainder_(self.size_t)

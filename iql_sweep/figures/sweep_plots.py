@@ -93,3 +93,55 @@ def plot_learning_curves(history: pd.DataFrame, path: Path) -> None:
         ax.legend(fontsize=8)
 
     _per_dataset(history, path, draw)
+
+
+def plot_performance_profiles(profiles: pd.DataFrame, path: Path, most: int = 10) -> None:
+    """Fraction of runs above each score threshold, a line (and 95 % band) per configuration;
+    with more than ``most`` configurations, the ``most`` with the largest area under the curve."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if profiles.empty:
+        ax.text(0.5, 0.5, "no finished run yet", ha="center", va="center")
+        ax.axis("off")
+    else:
+        area = profiles.groupby("configuration")["fraction"].sum().sort_values(ascending=False)
+        for name in area.index[:most]:
+            curve = profiles[profiles["configuration"] == name]
+            ax.plot(curve["threshold"], curve["fraction"], label=name)
+            ax.fill_between(curve["threshold"], curve["ci_low"], curve["ci_high"], alpha=0.15)
+        ax.set_xlabel("normalised score / 100 (threshold)")
+        ax.set_ylabel("fraction of runs above the threshold")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        shown = min(most, len(area))
+        title = "performance profiles, last evaluation, all datasets"
+        ax.set_title(
+            title + (f" (top {shown} of {len(area)})" if len(area) > shown else ""), fontsize=9
+        )
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_expected_max(expected: pd.DataFrame, path: Path) -> None:
+    """Per dataset: the expected best mean score after trying B configurations of the grid
+    (last evaluation solid, best evaluation dashed)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if expected.empty:
+        ax.text(0.5, 0.5, "no finished run yet", ha="center", va="center")
+        ax.axis("off")
+    else:
+        for i, (dataset, block) in enumerate(expected.groupby("dataset")):
+            colour = plt.cm.tab10(i % 10)
+            ax.plot(block["budget"], block["last"], marker="o", color=colour, label=dataset)
+            ax.plot(block["budget"], block["best"], ls="--", color=colour, alpha=0.6)
+        ax.set_xlabel("configurations tried (B)")
+        ax.set_ylabel("expected best normalised score")
+        ax.set_title(
+            "expected best after B random configurations (solid: last, dashed: best)", fontsize=9
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -61,6 +61,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "maze": {"expectile": 0.7, "beta": 3.0},
 }
 
+
 def preset_for_dataset(dataset_id: str) -> str:
     """The preset that fits a dataset's domain, or ``"default"`` when none matches."""
     return DatasetProfile.from_id(dataset_id).preset

@@ -233,9 +233,7 @@ class IQLLearner:
         shape = (self.num_members, rows)
         return [
             (
-                torch.rand(
-                    (*shape, width), generator=self.dropout_generator, device=self.device
-                )
+                torch.rand((*shape, width), generator=self.dropout_generator, device=self.device)
                 >= p
             ).float()
             * (1.0 / (1.0 - p))
@@ -266,16 +264,32 @@ class IQLLearner:
         self._learning_rate()
         lr = self.actor_lr.expand(self.num_members)
         total, actor_losses, advantage, clipped = self._actor_stage(
-            *self._a, self.log_std, *self._v, obs, act, target_q, g, self.beta, masks,
-            c.max_awr_weight, c.log_std_min, c.log_std_max,
+            *self._a,
+            self.log_std,
+            *self._v,
+            obs,
+            act,
+            target_q,
+            g,
+            self.beta,
+            masks,
+            c.max_awr_weight,
+            c.log_std_min,
+            c.log_std_max,
         )
         self.actor_opt.zero_grad(set_to_none=True)
         total.backward()
         self.actor_opt.step()
         # Q step (MSE to r + gamma (1 - terminal) V_new(s'))
         total, q_losses, q_mean = self._q_stage(
-            *self._q, *self._v, obs, act, batch["rewards"], batch["terminals"],
-            batch["next_observations"], c.discount,
+            *self._q,
+            *self._v,
+            obs,
+            act,
+            batch["rewards"],
+            batch["terminals"],
+            batch["next_observations"],
+            c.discount,
         )
         self.q_opt.zero_grad(set_to_none=True)
         total.backward()

@@ -62,9 +62,7 @@ class MemberWeights:
     log_std: torch.Tensor
 
 
-def _layers(
-    dims: Sequence[int], orthogonal: bool, generator: torch.Generator
-) -> list[Layer]:
+def _layers(dims: Sequence[int], orthogonal: bool, generator: torch.Generator) -> list[Layer]:
     out = []
     for fan_in, fan_out in zip(dims[:-1], dims[1:]):
         weight = torch.empty(fan_out, fan_in)
@@ -227,5 +225,7 @@ class StackedMLP(nn.Module):
 
     def member_layers(self, e: int) -> list[Layer]:
         """Network ``e``'s layers in nn.Linear's layout (copies)."""
-        return [(w[e].t().detach().clone(), b[e, 0].detach().clone())
-                for w, b in zip(self.weights, self.biases)]
+        return [
+            (w[e].t().detach().clone(), b[e, 0].detach().clone())
+            for w, b in zip(self.weights, self.biases)
+        ]
