@@ -279,9 +279,7 @@ def _spec_facts(experiment: Path, trials: pd.DataFrame) -> tuple[list[str], floa
     return list(dict.fromkeys(listed + datasets)), (betas[0] if betas else None), text
 
 
-def write_report(
-    experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
-) -> ReportFiles:
+def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0) -> ReportFiles:
     """Write the tables (trials, summary, pivots, interval estimates, improvement, expected
     best), report.md, the plots and the self-contained page report/index.html."""
     from iql_sweep.figures import sweep_plots
