@@ -223,12 +223,42 @@ def validate(spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML).")])
     )
 
 
-def _finish_sweep(experiment: Path) -> None:
+def _finish_sweep(experiment: Path, reps: int = 2000, seed: int = 0) -> None:
     from iql_sweep.report import write_report
 
-    files = write_report(experiment)
+    files = write_report(experiment, reps=reps, seed=seed)
     console.print(files.markdown, highlight=False)
-    console.print(f"report: {files.folder}")
+    console.print(f"report: {files.folder} (page: {files.folder / 'index.html'})")
+    _dashboards(experiment)
+
+
+def _dashboards(experiment: Path) -> None:
+    """Write the sweep's W&B workspace definitions; publish them when its runs went online."""
+    import yaml
+
+    from iql_sweep import dashboard
+    from iql_sweep.wandb_logging import effective_mode
+
+    try:
+        boards = dashboard.build(experiment)
+    except Exception as err:  # noqa: BLE001 - a dashboard never fails a sweep
+        err_console.print(f"W&B dashboard: not written ({err})", highlight=False)
+        return
+    copy = Path(experiment) / dashboard.SPEC_COPY
+    mode = ((yaml.safe_load(copy.read_text()) or {}).get("wandb") or {}).get("mode", "offline")
+    if effective_mode(mode) == "online":
+        try:
+            for url in dashboard.publish(boards):
+                console.print(f"W&B dashboard: {url}")
+            return
+        except Exception as err:  # noqa: BLE001
+            err_console.print(f"W&B dashboard: not published ({err})", highlight=False)
+    if boards:
+        console.print(
+            f"W&B dashboard definitions: {boards[0].path.parent} "
+            f"({dashboard.how_to_publish(Path(experiment))})",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -280,12 +310,76 @@ def resume(
 @app.command()
 def report(
     experiment_dir: Annotated[Path, typer.Argument(help="The sweep's experiment folder.")],
+    bootstrap_reps: Annotated[
+        int, typer.Option(min=100, help="Resamples of the stratified bootstrap.")
+    ] = 2000,
+    bootstrap_seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
 ) -> None:
-    """Tables (CSV, Markdown) and plots of a complete or partial sweep."""
+    """Tables (CSV, Markdown), interval estimates, plots and the report page of a complete or
+    partial sweep."""
     try:
-        _finish_sweep(experiment_dir)
+        _finish_sweep(experiment_dir, bootstrap_reps, bootstrap_seed)
     except IQLSweepError as err:
         _fail(err)
+
+
+@app.command()
+def dashboard(
+    experiment_dir: Annotated[Path, typer.Argument(help="The sweep's experiment folder.")],
+    publish: Annotated[
+        bool, typer.Option(help="Save the workspaces to W&B (needs a key and the network).")
+    ] = False,
+    entity: Annotated[str | None, typer.Option(help="W&B entity (default: the spec's).")] = None,
+) -> None:
+    """The sweep's W&B workspace, one view per dataset: written as JSON, or published."""
+    from iql_sweep import dashboard as boards
+
+    try:
+        built = boards.build(experiment_dir, entity)
+    except IQLSweepError as err:
+        _fail(err)
+    for board in built:
+        console.print(f"{board.dataset}: {board.path}", highlight=False)
+    if not publish:
+        console.print(boards.how_to_publish(experiment_dir), highlight=False)
+        return
+    try:
+        for url in boards.publish(built):
+            console.print(f"published: {url}")
+    except Exception as err:  # noqa: BLE001 - W&B's errors, one line each
+        _fail(
+            ConfigError(
+                f"--publish: W&B refused or could not be reached ({err}); the "
+                f"definitions stay in {built[0].path.parent if built else experiment_dir}"
+            )
+        )
+
+
+@app.command()
+def sync(
+    experiment_dir: Annotated[Path, typer.Argument(help="The sweep's experiment folder.")],
+    workers: Annotated[int, typer.Option(min=1, help="Runs uploaded at once.")] = 8,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds per run.")] = 600,
+    force: Annotated[bool, typer.Option(help="Also the runs already synced.")] = False,
+) -> None:
+    """Upload the sweep's offline W&B runs in parallel (wandb sync, a bounded pool)."""
+    from iql_sweep.progress import step_progress
+    from iql_sweep.wandb_sync import offline_runs, sync_experiment
+
+    try:
+        todo = offline_runs(experiment_dir, force)
+        with step_progress("wandb sync", len(todo)) as advance:
+            results = sync_experiment(
+                experiment_dir, workers, timeout, force, on_done=lambda r: advance(1, "")
+            )
+    except IQLSweepError as err:
+        _fail(err)
+    failed = [r for r in results if not r.ok]
+    console.print(f"synced {len(results) - len(failed)} of {len(results)} run(s)")
+    for r in failed:
+        err_console.print(f"  failed: {r.run.name}: {r.reason}", highlight=False)
+    if failed:
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -114,6 +114,10 @@ class WandbSettings(StrictModel):
     group: str | None = None
     tags: list[str] = Field(default_factory=list)
 
+    def group_for(self, sweep: str, dataset: str) -> str:
+        """The W&B group of a run: the spec's, else one group per sweep and dataset."""
+        return self.group or f"{sweep}--{dataset.replace('/', '-')}"
+
 
 class SweepSpec(StrictModel):
     """A whole sweep; see the module docstring for the YAML shape."""

@@ -58,11 +58,6 @@ def effective_mode(requested: str) -> str:
     return requested
 
 
-def wandb_group(settings: WandbSettings, sweep: str, dataset: str) -> str:
-    """The spec's group, else one group per sweep and dataset."""
-    return settings.group or f"{sweep}--{dataset.replace('/', '-')}"
-
-
 class WandbTrialLogger(Callback):
     """Ray Tune callback: opens, feeds and closes one W&B run per trial."""
 
@@ -92,6 +87,7 @@ class WandbTrialLogger(Callback):
                 "expectile": cfg.expectile,
                 "beta": cfg.beta,
                 "seed": member.seed,
+                "configuration": f"τ {cfg.expectile:g}, β {cfg.beta:g}",  # dashboard groups
                 "iql": cfg.model_dump(mode="json"),
             }
             if config.packed:
@@ -111,7 +107,7 @@ class WandbTrialLogger(Callback):
             kwargs = {
                 "project": self.settings.project,
                 "entity": self.settings.entity,
-                "group": wandb_group(self.settings, self.sweep, run_config["dataset"]),
+                "group": self.settings.group_for(self.sweep, run_config["dataset"]),
                 "tags": [*self.settings.tags, self.sweep],
                 "job_type": "train",
                 "name": name,

@@ -253,6 +253,140 @@ def test_report_page_renders_in_a_real_browser(grid_sweep, nan_dataset):
     assert pixels.std() > 0.05  # not a blank page
 
 
+def test_dashboard_definition_fits_the_sweeps_runs(grid_sweep, umaze_id, nan_dataset):
+    """One W&B workspace view per dataset, built offline with wandb-workspaces: its filters
+    select exactly that dataset's runs (read back from the offline run files), and every config
+    key and metric its panels use is in those runs."""
+    import wandb_workspaces.reports.v2 as wr
+
+    from iql_sweep.dashboard import build
+
+    experiment, _ = grid_sweep
+    boards = {b.dataset: b for b in build(experiment)}
+    assert set(boards) == {umaze_id, nan_dataset}
+    runs = []
+    for run_file in (experiment / "wandb").glob("offline-run-*/run-*.wandb"):
+        config, history = run_contents(run_file)
+        group = next(
+            r.run.run_group for r in records(run_file) if r.WhichOneof("record_type") == "run"
+        )
+        runs.append((config, history, group))
+    assert len(runs) == 8
+    for dataset, board in boards.items():
+        definition = json.loads(board.path.read_text())  # written for publishing later
+        assert definition["project"] == "iql-sweep-tests"
+        (runset,) = definition["spec"]["section"]["runSets"]
+        filters = {
+            (f["key"]["section"], f["key"]["name"], f["op"], f["value"])
+            for f in runset["filters"]["filters"]
+        }
+        group = f"tiny--{dataset.replace('/', '-')}"
+        assert filters == {("run", "group", "=", group), ("config", "dataset", "=", dataset)}
+        selected = [r for r in runs if r[2] == group and r[0]["dataset"] == dataset]
+        assert len(selected) == 4  # 2 taus x 2 seeds
+        panels = {
+            p.title: p
+            for section in board.workspace.sections
+            for p in section.panels
+            if getattr(p, "title", None)
+        }
+        names = [section.name for section in board.workspace.sections]
+        assert names == [
+            "Score against τ and β",
+            "Learning curves",
+            "Hyper-parameters",
+            "Losses and advantages",
+        ]  # no fine-tuning section: offline sweep
+        curves = panels["normalised score (mean ± std over seeds)"]
+        assert isinstance(curves, wr.LinePlot) and curves.groupby.name == "configuration"
+        assert (curves.groupby_aggfunc, curves.groupby_rangefunc) == ("mean", "stddev")
+        scatter = panels["last normalised score against τ (colour: β)"]
+        assert (scatter.x.name, scatter.y.name, scatter.z.name) == (
+            "expectile",
+            "normalized_score",
+            "beta",
+        )
+        columns = [c.metric.name for c in panels["τ, β, seed and the final score"].columns]
+        assert columns == ["expectile", "beta", "seed", "normalized_score"]
+        config_keys = {"expectile", "beta", "seed", "configuration", "dataset"}
+        metrics = {y for p in panels.values() if isinstance(p, wr.LinePlot) for y in p.y}
+        assert metrics >= {"normalized_score", "q_loss", "advantage_mean"}
+        for config, history, _ in selected:
+            assert config_keys <= set(config)
+            assert config["configuration"] == f"τ {config['expectile']:g}, β {config['beta']:g}"
+            if history:  # the NaN dataset's runs failed before their first evaluation
+                assert metrics <= set(history[-1])
+
+
+class _RefusingServer:
+    """A stand-in W&B server on loopback that answers every request 401 after a short delay,
+    and records how many requests it served at once."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.lock, self.active, self.peak = threading.Lock(), 0, 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _refuse(self):
+                with outer.lock:
+                    outer.active += 1
+                    outer.peak = max(outer.peak, outer.active)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                time.sleep(0.3)
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"errors": [{"message": "refused by the stand-in server"}]}')
+                with outer.lock:
+                    outer.active -= 1
+
+            do_GET = do_POST = do_PUT = _refuse
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_sync_uploads_in_a_bounded_pool_and_reports_failures(grid_sweep):
+    """`iql-sweep sync` runs `wandb sync` per offline run, at most --workers at once, and
+    reports every run the server refused, with W&B's reason; nothing is marked synced."""
+    experiment, _ = grid_sweep
+    server = _RefusingServer()
+    env = {**os.environ, "WANDB_BASE_URL": server.url, "WANDB_API_KEY": "k" * 40}
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "iql_sweep.cli",
+                "sync",
+                str(experiment),
+                "--workers",
+                "3",
+                "--timeout",
+                "120",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+    finally:
+        server.server.shutdown()
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "synced 0 of 8 run(s)" in result.stdout
+    assert result.stderr.count("failed: offline-run-") == 8
+    assert "refused by the stand-in server" in result.stderr
+    assert 2 <= server.peak <= 3  # in parallel, never more than --workers
+    assert not list((experiment / "wandb").glob("offline-run-*/*.synced"))
+
+
 def test_every_trial_has_a_wandb_offline_run(grid_sweep, umaze_id):
     experiment, _ = grid_sweep
     trials = pd.read_csv(experiment / "report" / "trials.csv")
