@@ -9,11 +9,16 @@ Written by the training loop for the CLI (``checkpoint.pt``) and for Ray Tune tr
      "rng": global RNG states, "loop": the loop's own state (rows, failed members, collector)}
 
 Checkpoints of earlier versions (format 1: one per engine path) are refused with a message.
+Every checkpoint is written with a SHA-256 sidecar (``<file>.sha256``); a damaged or truncated
+one is detected on load and the previous good one is used instead (the CLI keeps the last two as
+``checkpoint.pt`` and ``checkpoint.prev.pt``; Ray Tune keeps two checkpoint folders).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import random
 import tempfile
 from collections.abc import Callable
@@ -37,6 +42,10 @@ TUNE_FILE = "iql_state.pt"
 
 class CheckpointFormatError(ConfigError):
     """A checkpoint this version cannot read (written by an earlier one, or not ours)."""
+
+
+class CheckpointDamagedError(ConfigError):
+    """A checkpoint whose bytes do not match its checksum, or that cannot be unpickled."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -103,24 +112,81 @@ def restore(state: dict[str, Any], learner: IQLLearner) -> dict[str, Any]:
     return state["loop"]
 
 
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename over ``path``."""
+    """torch.save to a temporary file in the same folder, then rename over ``path``; the
+    SHA-256 of the bytes goes beside it (written after, so a torn pair reads as damaged)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
+        digest = _digest(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".sha.tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(digest + "\n")
+    os.replace(tmp, _sidecar(path))
+
+
+def save_rotating(state: dict[str, Any], path: Path) -> None:
+    """Save ``state`` at ``path``, keeping the one it replaces as ``<stem>.prev<suffix>``."""
+    if path.is_file():
+        previous = path.with_name(f"{path.stem}.prev{path.suffix}")
+        os.replace(path, previous)
+        if _sidecar(path).is_file():
+            os.replace(_sidecar(path), _sidecar(previous))
+    atomic_torch_save(state, path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint (tensors on the CPU) and check its format."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    """Read a checkpoint (tensors on the CPU): its checksum checked, then its format."""
+    path = Path(path)
+    sidecar = _sidecar(path)
+    if sidecar.is_file():
+        expected = sidecar.read_text().strip()
+        if _digest(path) != expected:
+            raise CheckpointDamagedError(
+                f"{path}: damaged (its bytes do not match the checksum written with it)"
+            )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as err:
+        raise CheckpointDamagedError(f"{path}: damaged or truncated ({err})") from None
     return check_format(state, path)
+
+
+def load_latest_good(candidates: list[Path]) -> tuple[dict[str, Any], Path, list[str]] | None:
+    """The newest readable checkpoint of ``candidates`` (newest first), with the reasons the
+    newer ones were skipped; None when there are none; an error when all are damaged."""
+    skipped: list[str] = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            return load_checkpoint(path), path, skipped
+        except CheckpointDamagedError as err:
+            skipped.append(str(err))
+    if skipped:
+        raise CheckpointDamagedError(
+            "; ".join(skipped) + ". No earlier good checkpoint is left: start again in a new folder"
+        )
+    return None
 
 
 def value_function(state: dict[str, Any], member: int) -> Callable[[np.ndarray], np.ndarray]:

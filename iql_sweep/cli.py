@@ -14,7 +14,9 @@ from rich.table import Table
 
 from iql_sweep.errors import ConfigError, IQLSweepError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
+)
 datasets_app = typer.Typer(no_args_is_help=True, help="Make and list local Minari datasets.")
 app.add_typer(datasets_app, name="datasets")
 figure_app = typer.Typer(
@@ -30,6 +32,23 @@ DEMO_SPEC = "smoke.yaml"
 def _fail(err: Exception) -> None:
     err_console.print(f"[bold red]error:[/] {err}", highlight=False)
     raise typer.Exit(code=2)
+
+
+def _png_path(out: Path, option: str = "--out") -> Path:
+    """A PNG file to write: not a folder, a .png name, in a folder that can be made."""
+    if out.is_dir() or out.suffix.lower() != ".png":
+        raise ConfigError(f"{option}: give a .png file name (got {out}); e.g. {out / 'figure.png'}")
+    _writable_folder(out.parent, option)
+    return out
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """``folder`` exists as a folder or can be made; refuse a file in its place."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ConfigError(f"{option}: {path} is a file, so {folder} cannot be a folder")
+            return
 
 
 def _run_dir(dataset_id: str, tag: str) -> Path:
@@ -110,6 +129,8 @@ def train(
         cfg = trial.base_config()
         resolve_device(device)
         tag = f"tau{cfg.expectile}-beta{cfg.beta}-seed{seed}"
+        if out is not None:
+            _writable_folder(out, "--out")
         dataset_path(dataset)
         summary = run_training(
             dataset,
@@ -120,6 +141,7 @@ def train(
             device=device,
             out_dir=out or _run_dir(dataset, tag),
             progress=progress,
+            notify=lambda text: err_console.print(f"[yellow]warning:[/] {text}", highlight=False),
         )
     except IQLSweepError as err:
         _fail(err)
@@ -223,13 +245,24 @@ def validate(spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML).")])
     )
 
 
-def _finish_sweep(experiment: Path, reps: int = 2000, seed: int = 0) -> None:
+def _finish_sweep(
+    experiment: Path, reps: int = 2000, seed: int = 0, fail_if_all_failed: bool = True
+) -> None:
+    """Report, dashboard; a sweep in which every configuration failed exits non-zero."""
     from iql_sweep.report import write_report
 
     files = write_report(experiment, reps=reps, seed=seed)
     console.print(files.markdown, highlight=False)
     console.print(f"report: {files.folder} (page: {files.folder / 'index.html'})")
     _dashboards(experiment)
+    trials = files.trials
+    if fail_if_all_failed and len(trials) and (trials["status"] == "ERROR").all():
+        err_console.print(
+            f"[bold red]error:[/] every one of the {len(trials)} configurations failed (reasons "
+            "above and in report/trials.csv)",
+            highlight=False,
+        )
+        raise typer.Exit(code=1)
 
 
 def _dashboards(experiment: Path) -> None:
@@ -237,7 +270,7 @@ def _dashboards(experiment: Path) -> None:
     import yaml
 
     from iql_sweep import dashboard
-    from iql_sweep.wandb_logging import effective_mode
+    from iql_sweep.wandb_logging import effective_mode, reachable
 
     try:
         boards = dashboard.build(experiment)
@@ -246,7 +279,7 @@ def _dashboards(experiment: Path) -> None:
         return
     copy = Path(experiment) / dashboard.SPEC_COPY
     mode = ((yaml.safe_load(copy.read_text()) or {}).get("wandb") or {}).get("mode", "offline")
-    if effective_mode(mode) == "online":
+    if effective_mode(mode) == "online" and reachable() is None:
         try:
             for url in dashboard.publish(boards):
                 console.print(f"W&B dashboard: {url}")
@@ -318,7 +351,7 @@ def report(
     """Tables (CSV, Markdown), interval estimates, plots and the report page of a complete or
     partial sweep."""
     try:
-        _finish_sweep(experiment_dir, bootstrap_reps, bootstrap_seed)
+        _finish_sweep(experiment_dir, bootstrap_reps, bootstrap_seed, fail_if_all_failed=False)
     except IQLSweepError as err:
         _fail(err)
 
@@ -420,6 +453,10 @@ def figure_expectiles(
     """Figure 1: the asymmetric loss, expectiles of N(0, 1), conditional expectiles (MLP)."""
     from iql_sweep.figures.expectiles import plot_expectiles
 
+    try:
+        _png_path(out)
+    except IQLSweepError as err:
+        _fail(err)
     out.parent.mkdir(parents=True, exist_ok=True)
     numbers = plot_expectiles(out, fit_steps=fit_steps)
     taus, values = numbers["taus"], numbers["expectiles"]
@@ -472,9 +509,55 @@ def figure_stitching(
     console.print(f"[bold green]wrote[/] {out} and {table}", highlight=False)
 
 
+def _one_line(err: BaseException) -> str:
+    """What went wrong, in one line, for the errors bad input can cause."""
+    import pickle
+
+    import yaml
+    from pydantic import ValidationError as PydanticError
+
+    if isinstance(err, PydanticError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
+        )
+    if isinstance(err, yaml.YAMLError):
+        return f"not valid YAML: {str(err).splitlines()[0]}"
+    if isinstance(err, IsADirectoryError | NotADirectoryError | FileExistsError):
+        return f"{err.filename}: {err.strerror} (a file where a folder is needed, or the reverse)"
+    if isinstance(err, PermissionError):
+        return f"{err.filename}: permission denied; choose a folder you can write"
+    if isinstance(err, FileNotFoundError):
+        return f"{err.filename}: no such file or folder"
+    if isinstance(err, pickle.UnpicklingError | EOFError):
+        return f"a damaged file (likely a truncated checkpoint): {err}"
+    return f"{type(err).__name__}: {err}"
+
+
 def main() -> None:  # pragma: no cover - console entry point
-    app(prog_name="iql-sweep")
+    """The console entry point: no traceback reaches a user for bad input; ``--debug`` shows
+    it."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app(prog_name="iql-sweep")
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except BaseException as err:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        expected = isinstance(err, IQLSweepError | OSError | ValueError)
+        label = "error" if expected else "internal error"
+        err_console.print(
+            f"[bold red]{label}:[/] {_one_line(err)}"
+            + ("" if expected else " (rerun with --debug for the traceback)"),
+            highlight=False,
+        )
+        sys.exit(2 if expected else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

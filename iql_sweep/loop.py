@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from iql_sweep.checkpoint import CLI_FILE, atomic_torch_save, make_checkpoint, restore
+from iql_sweep.checkpoint import CLI_FILE, make_checkpoint, restore, save_rotating
 from iql_sweep.errors import ConfigError, TrainingDivergedError
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.iql.learner import METRIC_KEYS, IQLLearner
@@ -248,4 +248,4 @@ class FileSink:
         for k, row in result.rows.items():
             self.log.append(self._tag(k, row))
         if result.state is not None:
-            atomic_torch_save(result.state, self.out_dir / CLI_FILE)
+            save_rotating(result.state, self.out_dir / CLI_FILE)

@@ -9,6 +9,7 @@ restarts (a retry after a failure, or ``iql-sweep resume``) continues where it s
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +19,13 @@ import ray
 import torch
 from ray import tune
 
-from iql_sweep.checkpoint import TUNE_FILE, atomic_torch_save, load_checkpoint
+from iql_sweep.checkpoint import (
+    TUNE_FILE,
+    CheckpointDamagedError,
+    atomic_torch_save,
+    load_checkpoint,
+    load_latest_good,
+)
 from iql_sweep.loop import Evaluation
 from iql_sweep.training import assemble, resolve_device
 from iql_sweep.trial_config import TrialConfig
@@ -61,12 +68,24 @@ def report_to_tune(metrics: dict[str, Any], state: dict[str, Any] | None) -> Non
 
 
 def restored_state() -> dict[str, Any] | None:
-    """The state saved in the checkpoint Tune restores this trial from (retry or resume)."""
+    """The state saved in the checkpoint Tune restores this trial from (retry or resume); when
+    that one is damaged, the newest good one among the trial's kept checkpoints."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as folder:
-        return load_checkpoint(Path(folder) / TUNE_FILE)
+        try:
+            return load_checkpoint(Path(folder) / TUNE_FILE)
+        except CheckpointDamagedError as err:
+            damaged = str(err)
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    candidates = sorted(trial_dir.glob(f"checkpoint_*/{TUNE_FILE}"), reverse=True)
+    found = load_latest_good(candidates)
+    if found is None:
+        raise CheckpointDamagedError(damaged)
+    state, path, _ = found
+    print(f"iql-sweep: {damaged}; resuming from {path.parent.name}", file=sys.stderr)
+    return state
 
 
 class TuneSink:

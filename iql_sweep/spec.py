@@ -21,15 +21,25 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from iql_sweep.errors import ConfigError
+from iql_sweep.errors import ConfigError, IQLSweepError
 from iql_sweep.iql.config import PRESETS, IQLConfig
 from iql_sweep.trial_config import Pack, RunSettings, TrialConfig, TrialRun
+from iql_sweep.yaml_input import load_yaml
 
 #: Search dimensions that are not IQL hyper-parameters.
 RUN_KEYS = ("seed",)
@@ -37,8 +47,13 @@ RUN_KEYS = ("seed",)
 MEMBER_KEYS = ("expectile", "beta", "seed")
 
 
+#: Seeds every RNG of the stack accepts, with room for the offsets derived from them
+#: (evaluation, exploration, episodes, dropout: up to +40,000 plus the episode index).
+MAX_SEED = 2**31 - 1 - 1_000_000
+
+
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Distribution(StrictModel):
@@ -67,9 +82,9 @@ class Distribution(StrictModel):
 class OptunaSearch(StrictModel):
     """Optuna TPE over distributions, with a sample budget."""
 
-    num_samples: int = Field(ge=1)
+    num_samples: int = Field(ge=1, le=100_000)
     params: dict[str, Distribution] = Field(min_length=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Optuna's sampler seed")
 
 
 class Scheduler(StrictModel):
@@ -99,20 +114,35 @@ class Resources(StrictModel):
     gpus_per_trial: float = Field(0.0, ge=0)
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(1, ge=0)
-    pack: int | Literal["auto"] = Field(
+    pack: StrictInt | Literal["auto"] = Field(
         1, description="configurations trained together in one trial (grid searches); 'auto': 16"
     )
     share_critics: bool = Field(
         True, description="in a pack, members with the same tau and seed share one critic"
     )
 
+    @field_validator("pack", mode="before")
+    @classmethod
+    def _pack_kind(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not (value == "auto" or isinstance(value, int)):
+            raise ValueError(f"a positive integer or 'auto' (got {value!r})")
+        return value
+
 
 class WandbSettings(StrictModel):
     mode: Literal["online", "offline", "disabled"] = "offline"
-    project: str = "iql-sweep"
-    entity: str | None = None
-    group: str | None = None
+    project: str = Field("iql-sweep", min_length=1, max_length=128)
+    entity: str | None = Field(None, min_length=1, max_length=128)
+    group: str | None = Field(None, min_length=1, max_length=128)
     tags: list[str] = Field(default_factory=list)
+
+    @field_validator("project", "entity")
+    @classmethod
+    def _as_wandb_allows(cls, value: str | None) -> str | None:
+        """W&B's own rule for project names (wandb.Settings): none of / \\ # ? % :"""
+        if value is not None and (bad := sorted(set(value) & set("/\\#?%:"))):
+            raise ValueError(f"W&B refuses names containing {' '.join(bad)}")
+        return value
 
     def group_for(self, sweep: str, dataset: str) -> str:
         """The W&B group of a run: the spec's, else one group per sweep and dataset."""
@@ -122,7 +152,7 @@ class WandbSettings(StrictModel):
 class SweepSpec(StrictModel):
     """A whole sweep; see the module docstring for the YAML shape."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1)
+    name: str = Field(min_length=1, max_length=128)
     datasets: list[str] = Field(min_length=1)
     preset: str | None = None
     iql: dict[str, Any] = Field(default_factory=dict)
@@ -130,8 +160,18 @@ class SweepSpec(StrictModel):
     training: RunSettings
     resources: Resources = Field(default_factory=Resources)
     wandb: WandbSettings = Field(default_factory=WandbSettings)
-    output: str = "results"
-    seed: int = 0
+    output: str = Field("results", min_length=1)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", value):
+            raise ValueError(
+                f"{value!r} names the experiment's folder inside output: use letters, digits "
+                "and _ . - only, not starting with '.'"
+            )
+        return value
 
     def output_dir(self, base: Path | None = None) -> Path:
         """The Ray storage path, a relative ``output`` resolved against ``base`` (default: cwd)."""
@@ -246,8 +286,8 @@ def _value_problems(key: str, value: Any) -> list[str]:
     """What is wrong with one IQL hyper-parameter value (empty when it is valid)."""
     try:
         IQLConfig(**{key: value})
-    except ValidationError as err:
-        return [f"{_describe(e)} (got {value!r})" for e in err.errors()]
+    except ValidationError as err:  # relations between fields are checked on resolved configs
+        return [f"{_describe(e)} (got {value!r})" for e in err.errors() if e["loc"][:1] == (key,)]
     return []
 
 
@@ -279,9 +319,9 @@ def _search_errors(spec: SweepSpec) -> list[str]:
                 problems.append(f"{where}: repeated values {values}; each value once")
             elif key in RUN_KEYS:
                 for i, v in enumerate(values):
-                    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_SEED:
                         problems.append(
-                            f"{where}[{i}]: seeds are non-negative integers (got {v!r})"
+                            f"{where}[{i}]: seeds are integers from 0 to {MAX_SEED} (got {v!r})"
                         )
             elif key == "max_steps":
                 problems.append(f"{where}: max_steps is set by training.steps; sweep that instead")
@@ -300,11 +340,93 @@ def _search_errors(spec: SweepSpec) -> list[str]:
             if key not in fields or key == "max_steps":
                 problems.append(f"{where}: not a searchable hyper-parameter; allowed: {allowed}")
                 continue
+            kind = fields[key].annotation
+            if dist.type in ("uniform", "loguniform") and kind is not float:
+                problems.append(
+                    f"{where}: a '{dist.type}' distribution draws floats, but {key} is not a "
+                    "float; use 'int' or 'choice'"
+                )
+                continue
+            if dist.type == "int":
+                if kind is not int:
+                    problems.append(
+                        f"{where}: an 'int' distribution draws integers, but {key} is not an "
+                        "integer field; use 'uniform' or 'choice'"
+                    )
+                    continue
+                if not (float(dist.low).is_integer() and float(dist.high).is_integer()):
+                    problems.append(
+                        f"{where}: an 'int' distribution needs whole-number bounds (got "
+                        f"{dist.low} and {dist.high})"
+                    )
+                    continue
             probes = dist.values if dist.type == "choice" else [dist.low, dist.high]
             if dist.type == "int":
                 probes = [int(p) for p in probes]
             for v in probes:
                 problems += [f"{where}: {p}" for p in _value_problems(key, v)]
+    return problems
+
+
+def _output_errors(spec: SweepSpec, base: Path | None = None) -> list[str]:
+    """The output folder must be a folder this process can create or write, and the
+    experiment folder a new or existing folder inside it."""
+    out = spec.output_dir(base)
+    experiment = out / spec.name
+    for path in (experiment, *experiment.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path in (out, experiment) else f"lies under the file {path}"
+                return [
+                    f"output: {out if path != experiment else experiment} {what}; give a folder"
+                ]
+            if not os.access(path, os.W_OK | os.X_OK):
+                return [
+                    f"output: cannot write in {path} (permission denied); choose another folder"
+                ]
+            return []
+    return []
+
+
+def _resolved_errors(spec: SweepSpec) -> list[str]:
+    """Relations between hyper-parameters, checked on every configuration the sweep trains
+    (the dataset's preset applied), and the capability check."""
+    problems: list[str] = []
+    for trial in spec.trial_configs():
+        try:
+            trial.configurations()
+        except ConfigError as err:
+            problems += [f"iql: {line}" for line in str(err).splitlines()]
+        problems += trial.problems()
+    return list(dict.fromkeys(problems))
+
+
+def _dataset_content_errors(spec: SweepSpec) -> list[str]:
+    """Open every local dataset (shape, finite values, action bounds; the flat cache makes the
+    second look free) and check each configuration's batch against its size."""
+    from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
+
+    present = set(local_dataset_ids())
+    problems = []
+    for i, dataset_id in enumerate(spec.datasets):
+        if dataset_id not in present:
+            continue  # one the project makes before the trials start
+        try:
+            size = load_transitions(dataset_id).size
+        except IQLSweepError as err:
+            problems.append(f"datasets[{i}]: {err}")
+            continue
+        batches = {
+            c.batch_size
+            for t in spec.trial_configs()
+            if t.dataset == dataset_id
+            for _, c, _ in t.configurations()
+        }
+        if max(batches) > size:
+            problems.append(
+                f"iql.batch_size: {max(batches)} exceeds the {size} transitions of "
+                f"{dataset_id}; use a smaller batch"
+            )
     return problems
 
 
@@ -334,7 +456,9 @@ def _dataset_errors(spec: SweepSpec) -> list[str]:
     return problems
 
 
-def validate_spec(raw: Any, check_datasets: bool = True) -> SweepSpec:
+def validate_spec(
+    raw: Any, check_datasets: bool = True, base: Path | None = None, check_output: bool = True
+) -> SweepSpec:
     """Parse a spec (a dict from YAML); raise ConfigError listing every problem, one per line."""
     if not isinstance(raw, dict):
         raise ConfigError("(top level): a sweep spec is a YAML mapping of keys to values")
@@ -353,32 +477,42 @@ def validate_spec(raw: Any, check_datasets: bool = True) -> SweepSpec:
         problems.append("iql.max_steps: set by training.steps; remove it")
     problems += _search_errors(spec)
     problems += spec.training.problems("training.")
-    if spec.search.scheduler is not None and spec.training.steps // spec.training.eval_every < 2:
+    evaluations = spec.training.total_updates // spec.training.eval_every
+    if spec.search.scheduler is not None and evaluations < 2:
         problems.append("search.scheduler: ASHA needs at least 2 evaluations per trial")
+    elif spec.search.scheduler is not None and spec.search.scheduler.grace_period > evaluations:
+        problems.append(
+            f"search.scheduler.grace_period: {spec.search.scheduler.grace_period} evaluations "
+            f"exceed the {evaluations} a trial makes; lower it"
+        )
+    if check_output:
+        problems += _output_errors(spec, base)
     pack = spec.resources.pack
     if isinstance(pack, int) and pack < 1:
         problems.append(f"resources.pack: must be a positive integer or 'auto' (got {pack})")
     if spec.search.optuna is not None and pack != 1:
         problems.append("resources.pack: Optuna searches run one configuration per trial; use 1")
-    if not problems:  # the one capability check, on the trials the sweep will run
-        for trial in spec.trial_configs():
-            problems += [p for p in trial.problems() if p not in problems]
+    if not problems:  # on the trials the sweep will run: relations, capabilities
+        problems += _resolved_errors(spec)
     if check_datasets:
         problems += _dataset_errors(spec)
+        if not problems:
+            problems += _dataset_content_errors(spec)
     if problems:
         raise ConfigError("\n".join(problems))
     return spec
 
 
-def load_spec(path: str | Path, check_datasets: bool = True) -> SweepSpec:
-    """Read and validate a YAML spec file."""
+def load_spec(
+    path: str | Path, check_datasets: bool = True, output: str | None = None
+) -> SweepSpec:
+    """Read and validate a YAML spec file (``output`` replaces the spec's, before the check)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"SPEC: no such file {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"SPEC: {path} is not valid YAML: {err}") from None
+    raw = load_yaml(path)
+    if output is not None and isinstance(raw, dict):
+        raw = {**raw, "output": output}
     return validate_spec(raw, check_datasets=check_datasets)
 
 

@@ -10,9 +10,11 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from iql_sweep.driver_lock import driver_lock
 from iql_sweep.errors import ConfigError
 from iql_sweep.spec import SweepSpec, load_spec, trial_count, validate_spec
 from iql_sweep.trial_config import TrialConfig
+from iql_sweep.yaml_input import load_yaml
 
 SPEC_COPY = "sweep_spec.yaml"
 #: Variables a trial needs from the driver's environment (also on an existing cluster).
@@ -213,13 +215,16 @@ def run_sweep(
         )
     prepare_datasets(spec, console)
     experiment.mkdir(parents=True, exist_ok=True)
-    (experiment / SPEC_COPY).write_text(
-        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
-    )
-    console.print(f"sweep {spec.name}: {trial_count(spec)} trials -> {experiment}")
-    _quiet_ray_output()
-    init_ray(address, spec)
-    build_tuner(spec, storage).fit()
+    with driver_lock(experiment):
+        if (experiment / SPEC_COPY).exists():  # another driver got here first
+            raise ConfigError(f"output: {experiment} already holds a sweep")
+        (experiment / SPEC_COPY).write_text(
+            yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+        )
+        console.print(f"sweep {spec.name}: {trial_count(spec)} trials -> {experiment}")
+        _quiet_ray_output()
+        init_ray(address, spec)
+        build_tuner(spec, storage).fit()
     return experiment
 
 
@@ -234,28 +239,28 @@ def resume_sweep(
     spec_file = experiment / SPEC_COPY
     if not spec_file.is_file():
         raise ConfigError(f"EXPERIMENT_DIR: {experiment} holds no sweep ({SPEC_COPY} is missing)")
-    spec = validate_spec(yaml.safe_load(spec_file.read_text()), check_datasets=False)
+    spec = validate_spec(load_yaml(spec_file), check_datasets=False, check_output=False)
     if not tune.Tuner.can_restore(str(experiment)):
         raise ConfigError(
             f"EXPERIMENT_DIR: {experiment} has no Ray Tune state to resume (the sweep stopped "
             "before its first trial started); remove the folder and run the spec again"
         )
-    _quiet_ray_output()
-    init_ray(address, spec)
-    tuner = tune.Tuner.restore(
-        str(experiment),
-        trainable=_trainable(spec),
-        resume_unfinished=True,
-        resume_errored=True,
-    )
-    console.print(f"resuming {experiment}")
-    tuner.fit()
+    with driver_lock(experiment):
+        _quiet_ray_output()
+        init_ray(address, spec)
+        tuner = tune.Tuner.restore(
+            str(experiment),
+            trainable=_trainable(spec),
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+        console.print(f"resuming {experiment}")
+        tuner.fit()
     return experiment
 
 
 def load_spec_for_run(path: Path, smoke: bool, output: str | None = None) -> SweepSpec:
-    """Validate a spec file (shrunk with ``--smoke``, ``output`` overridden) before Ray starts."""
-    spec = load_spec(path)
-    if output is not None:
-        spec = spec.model_copy(update={"output": output})
+    """Validate a spec file (``output`` overridden first, shrunk with ``--smoke``) before Ray
+    starts."""
+    spec = load_spec(path, output=output)
     return spec.smoke() if smoke else spec

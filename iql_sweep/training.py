@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from iql_sweep.checkpoint import CLI_FILE, load_checkpoint
+from iql_sweep.checkpoint import CLI_FILE, load_latest_good
 from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.data.transitions import Transitions, preprocess_rewards, reward_transform
 from iql_sweep.errors import ConfigError
@@ -163,6 +164,7 @@ def train(
     resume: bool = True,
     data: Transitions | None = None,
     sinks: tuple[Sink, ...] = (),
+    notify: Callable[[str], None] = print,
 ) -> TrainSummary:
     """Train one configuration on a local Minari dataset, evaluating every ``eval_every``
     updates.
@@ -170,7 +172,8 @@ def train(
     With ``out_dir``: ``metrics.jsonl``/``metrics.csv``, ``config.json`` and an exact-resume
     ``checkpoint.pt`` (at every evaluation, or every ``checkpoint_every`` updates, and at the
     end); an existing checkpoint there is resumed when ``resume`` is true, and refused when it
-    holds other hyper-parameters."""
+    holds other hyper-parameters. A damaged checkpoint (checksum, truncation) is reported with
+    ``notify`` and the previous good one resumed instead."""
     problems = settings.problems("--")
     if problems:
         raise ConfigError("\n".join(problems))
@@ -182,8 +185,14 @@ def train(
     out = Path(out_dir).resolve() if out_dir is not None else None
     if out is not None:
         resolved = config.model_dump(mode="json")
-        if resume and (out / CLI_FILE).is_file():
-            checkpoint = load_checkpoint(out / CLI_FILE)
+        latest = out / CLI_FILE
+        found = (
+            load_latest_good([latest, latest.with_name("checkpoint.prev.pt")]) if resume else None
+        )
+        if found is not None:
+            checkpoint, used, skipped = found
+            for reason in skipped:
+                notify(f"{reason}; resuming from {used.name} instead")
             saved = checkpoint["config"]
             if saved != resolved:
                 changed = sorted(k for k, v in resolved.items() if saved.get(k) != v)

@@ -53,9 +53,20 @@ def has_api_key() -> bool:
 def effective_mode(requested: str) -> str:
     """The mode runs are written in: ``online`` without a key becomes ``offline``."""
     if requested == "online" and not has_api_key():
-        logger.warning("W&B: no API key found; writing runs offline (sync later: wandb sync)")
+        logger.warning("W&B: no API key found; writing runs offline (sync later: iql-sweep sync)")
         return "offline"
     return requested
+
+
+def reachable(timeout: float = 5.0) -> str | None:
+    """None when W&B answers with the key; else why not (within about ``timeout`` seconds)."""
+    try:
+        import wandb
+
+        wandb.Api(timeout=timeout).viewer  # noqa: B018 - the request is the check
+    except Exception as err:  # noqa: BLE001 - any failure means: write offline
+        return str(err).splitlines()[0][:200] or type(err).__name__
+    return None
 
 
 class WandbTrialLogger(Callback):
@@ -66,6 +77,16 @@ class WandbTrialLogger(Callback):
         self.sweep = sweep
         self.folder = Path(folder)
         self.mode = effective_mode(settings.mode)
+        if self.mode == "online":  # once per sweep, so no trial start waits on a dead network
+            why = reachable()
+            if why is not None:
+                logger.warning(
+                    "W&B unreachable (%s): writing every run offline; upload later with "
+                    "'iql-sweep sync %s'",
+                    why,
+                    self.folder,
+                )
+                self.mode = "offline"
         self._runs: dict[str, list[tuple[Any, str]]] = {}
         self._member_failed: dict[str, set[str]] = {}
 
@@ -118,8 +139,11 @@ class WandbTrialLogger(Callback):
                 "reinit": "create_new",
             }
             run = self._init(run_id, self.mode, kwargs)
-            if run is None and self.mode == "online":  # W&B unreachable: keep the run offline
-                run = self._init(run_id, "offline", kwargs)
+            if run is None and self.mode == "online":
+                # W&B went away mid-sweep: this and every later run offline. The failed online
+                # run keeps its id busy in W&B's service, so the offline copy takes a new one.
+                self.mode = "offline"
+                run = self._init(run_id, "offline", {**kwargs, "id": f"{run_id}-offline"})
             if run is not None:
                 runs.append((run, prefix))
         self._runs[trial.trial_id] = runs
@@ -131,7 +155,7 @@ class WandbTrialLogger(Callback):
             import wandb
 
             self.folder.mkdir(parents=True, exist_ok=True)
-            settings = wandb.Settings(silent=True, x_disable_stats=True, init_timeout=60)
+            settings = wandb.Settings(silent=True, x_disable_stats=True, init_timeout=15)
             return wandb.init(mode=mode, settings=settings, **kwargs)
         except Exception as err:  # noqa: BLE001 - W&B must never take the sweep down
             logger.warning("W&B (%s): could not start a run for trial %s: %s", mode, trial_id, err)

@@ -61,8 +61,12 @@ def test_packed_sweep_reports_every_configuration(umaze_id, tmp_path):
         {"grid": {"expectile": [0.5, 0.7, 0.9], "beta": [1.0, 3.0], "seed": [0, 1]}},
     )
     spec["resources"]["pack"] = 6
-    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    # W&B online with a key, but the server unreachable: every run must land offline, whole.
+    spec["wandb"]["mode"] = "online"
+    unreachable = {"WANDB_API_KEY": "k" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path, env=unreachable)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "W&B unreachable" in result.stdout + result.stderr
     experiment = tmp_path / "results" / "packed"
     assert len(list(experiment.glob("*/result.json"))) == 2  # two Ray trials of 6 each
     trials = pd.read_csv(experiment / "report" / "trials.csv")

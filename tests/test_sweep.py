@@ -49,14 +49,16 @@ def tiny_spec(name: str, datasets: list[str], search: dict, **training) -> dict:
     }
 
 
-def cli(*args: str, cwd: Path, timeout: int = 420, **popen) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, cwd: Path, timeout: int = 420, env: dict | None = None, **popen
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "iql_sweep.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "RAY_DEDUP_LOGS": "0"},
+        env={**os.environ, "RAY_DEDUP_LOGS": "0", **(env or {})},
         **popen,
     )
 

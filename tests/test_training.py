@@ -95,3 +95,70 @@ def test_a_compiled_run_resumes_eagerly_from_the_same_checkpoint(umaze_id, tmp_p
         for k in a[net]:
             torch.testing.assert_close(a[net][k], b[net][k], rtol=1e-4, atol=1e-5)
     assert [r["step"] for r in resumed.history] == [20, 40, 60]
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_good_one(umaze_id, tmp_path, monkeypatch):
+    """Killed at update 50 (checkpoints at 20 and 40 kept), the newest truncated on disk: the
+    rerun reports it, resumes from update 20 and ends where an uninterrupted run ends."""
+    straight = run(umaze_id, tmp_path / "a")
+    restore = kill_update_at(monkeypatch, 50)
+    with pytest.raises(KeyboardInterrupt):
+        run(umaze_id, tmp_path / "b")
+    restore()
+    latest = tmp_path / "b" / "checkpoint.pt"
+    assert nets(tmp_path / "b")["step"] == 40
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.prev.pt")["learner"]["step"] == 20
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # truncated
+    notes = []
+    resumed = train(
+        umaze_id,
+        SETTINGS,
+        seed=4,
+        preset="maze",
+        overrides={"batch_size": 32, "hidden_dims": (32, 32)},
+        device="cpu",
+        out_dir=tmp_path / "b",
+        progress=False,
+        notify=notes.append,
+    )
+    assert len(notes) == 1 and "damaged" in notes[0] and "checkpoint.prev.pt" in notes[0]
+    a, b = nets(tmp_path / "a"), nets(tmp_path / "b")
+    for net in ("value", "q", "actor"):
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), f"{net}.{k}"
+    assert [r["step"] for r in resumed.history] == [20, 40, 60, 80]
+    assert [r["q_loss"] for r in resumed.history] == [r["q_loss"] for r in straight.history]
+
+
+def test_damaged_checkpoints_with_no_good_one_left_are_a_clear_error(umaze_id, tmp_path):
+    from typer.testing import CliRunner
+
+    from iql_sweep.checkpoint import CheckpointDamagedError
+    from iql_sweep.cli import app
+
+    out = tmp_path / "run"
+    run(umaze_id, out, settings=SETTINGS.model_copy(update={"steps": 20, "eval_every": 20}))
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointDamagedError, match="No earlier good checkpoint"):
+        run(umaze_id, out, settings=SETTINGS.model_copy(update={"steps": 20, "eval_every": 20}))
+    args = [
+        "train",
+        "--dataset",
+        umaze_id,
+        "--steps",
+        "20",
+        "--eval-every",
+        "20",
+        "--seed",
+        "4",
+        "--eval-episodes",
+        "2",
+        "--batch-size",
+        "32",
+        "--preset",
+        "maze",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "damaged" in result.output and "Traceback" not in result.output

@@ -33,7 +33,8 @@ from iql_sweep.data.transitions import Transitions, check_actions_in_space, vali
 from iql_sweep.errors import DatasetError, DatasetNotFoundError
 
 CACHE_VERSION = 1
-_ID_RE = re.compile(r"^([\w.-]+/)*[\w.-]+-v\d+$")
+# Every path segment starts with a letter, digit or _: no "." or ".." can lead out of the root.
+_ID_RE = re.compile(r"^(\w[\w.-]*/)*\w[\w.-]*-v\d+$")
 
 
 def minari_root() -> Path:

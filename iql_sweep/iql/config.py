@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.errors import ConfigError
@@ -19,7 +26,7 @@ from iql_sweep.errors import ConfigError
 class IQLConfig(BaseModel):
     """Every IQL hyper-parameter; unknown fields are rejected."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     expectile: float = Field(0.7, gt=0.0, lt=1.0, description="tau of the value expectile")
     beta: float = Field(3.0, ge=0.0, description="inverse temperature of the AWR weights")
@@ -42,6 +49,14 @@ class IQLConfig(BaseModel):
     reward_shift: float = Field(0.0, description="added to every reward after scaling")
     action_clip: float = Field(1.0 - 1e-5, gt=0.0, le=1.0)
     orthogonal_init: bool = True
+
+    @model_validator(mode="after")
+    def _ordered_log_std(self) -> IQLConfig:
+        if self.log_std_min >= self.log_std_max:
+            raise ValueError(
+                f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})"
+            )
+        return self
 
     @field_validator("hidden_dims")
     @classmethod
@@ -71,12 +86,14 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     """One line per problem, each naming the field and what is allowed."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
-        got = e.get("input")
-        detail = e["msg"]
+        detail = e["msg"].removeprefix("Value error, ")
+        if not e["loc"]:  # a relation between fields: the message names them
+            lines.append(f"{prefix}{detail}")
+            continue
+        loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             detail = "unknown field (check the spelling; see IQLConfig for the allowed fields)"
-        lines.append(f"{prefix}{loc}: {detail} (got {got!r})")
+        lines.append(f"{prefix}{loc}: {detail} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 
