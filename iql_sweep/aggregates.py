@@ -192,6 +192,8 @@ def _ablation_pairs(scores_of, keys, reps, seed, beta_baseline) -> pd.DataFrame:
 def _best_vs_others(intervals, scores_of, reps, seed) -> pd.DataFrame:
     """The configuration with the highest IQM of the last evaluation across datasets, and
     P(best > other) for every other one."""
+    if intervals.empty:
+        return pd.DataFrame()
     pool = intervals[(intervals["scope"] == ALL) & (intervals["metric"] == "iqm")]
     pool = pool[pool["score"] == "last"] if len(pool) else pool
     if pool.empty:

@@ -310,6 +310,9 @@ def run(
         str | None,
         typer.Option(help="Override the spec's output folder (on a cluster: shared storage)."),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option(help="Ray's own log lines on the console (else in ray.log).")
+    ] = False,
 ) -> None:
     """Run a sweep spec on Ray Tune, then write and print its report."""
     from iql_sweep.sweep import load_spec_for_run, run_sweep
@@ -319,7 +322,7 @@ def run(
     except IQLSweepError as err:
         _spec_error(err)
     try:
-        experiment = run_sweep(parsed, address=address, console=console)
+        experiment = run_sweep(parsed, address=address, console=console, verbose=verbose)
         _finish_sweep(experiment)
     except IQLSweepError as err:
         _fail(err)
@@ -329,12 +332,15 @@ def run(
 def resume(
     experiment_dir: Annotated[Path, typer.Argument(help="The sweep's experiment folder.")],
     address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+    verbose: Annotated[
+        bool, typer.Option(help="Ray's own log lines on the console (else in ray.log).")
+    ] = False,
 ) -> None:
     """Continue an interrupted sweep from its last checkpoints, then report."""
     from iql_sweep.sweep import resume_sweep
 
     try:
-        experiment = resume_sweep(experiment_dir, address=address, console=console)
+        experiment = resume_sweep(experiment_dir, address=address, console=console, verbose=verbose)
         _finish_sweep(experiment)
     except IQLSweepError as err:
         _fail(err)

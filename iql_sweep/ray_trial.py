@@ -106,6 +106,8 @@ class TuneSink:
             "trial_entry_unix": self.entered,
             "setup_seconds": time.time() - wall - self.entered,
         }
+        if wall and result.step:  # the console table's ETA: this pace to the last update
+            metrics["eta_s"] = round(wall / result.step * (self.trial.total_updates - result.step))
         if not self.trial.packed:
             metrics.update(tune_scores(result.rows[0]))
         else:

@@ -45,6 +45,8 @@ def _table(frame: pd.DataFrame, table_id: str, digits: int = 3) -> str:
 
 def _interval_table(agg: Aggregates) -> pd.DataFrame:
     """Across datasets, last evaluation: one row per configuration, 'estimate [low, high]'."""
+    if agg.intervals.empty:
+        return pd.DataFrame()
     pooled = agg.intervals[(agg.intervals["scope"] == ALL) & (agg.intervals["score"] == "last")]
     rows = []
     for name, block in pooled.groupby("configuration", sort=False):

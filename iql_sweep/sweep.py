@@ -17,6 +17,8 @@ from iql_sweep.trial_config import TrialConfig
 from iql_sweep.yaml_input import load_yaml
 
 SPEC_COPY = "sweep_spec.yaml"
+#: Where Ray's own log lines go unless --verbose.
+RAY_LOG = "ray.log"
 #: Variables a trial needs from the driver's environment (also on an existing cluster).
 FORWARDED_ENV = ("MINARI_DATASETS_PATH", "IQL_SWEEP_CACHE", "WANDB_API_KEY")
 
@@ -103,8 +105,8 @@ def _run_config(spec: SweepSpec, storage: Path, callbacks: list | None = None):
 
     reporter = CLIReporter(
         parameter_columns=progress_columns(spec),
-        metric_columns={"step": "step", "score": "score", "q_loss": "Q loss"},
-        max_report_frequency=30,
+        metric_columns={"step": "step", "score": "score", "q_loss": "Q loss", "eta_s": "ETA s"},
+        max_report_frequency=15,
         sort_by_metric=False,
     )
     return tune.RunConfig(
@@ -176,16 +178,31 @@ def prepare_datasets(spec: SweepSpec, console: Console) -> None:
             )
 
 
-def init_ray(address: str | None, spec: SweepSpec) -> None:
+def init_ray(
+    address: str | None, spec: SweepSpec, log_file: Path | None = None, verbose: bool = True
+) -> None:
     """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray; trials get the
-    driver's dataset and cache locations."""
+    driver's dataset and cache locations. Unless ``verbose``, Ray's own log lines (its start,
+    checkpoint notices, warnings, the trials' output) go to ``log_file``, not the console."""
+    import logging
+
     import ray
 
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
     address = address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True}
     if ray.is_initialized():
         return
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": verbose}
+    if not verbose and log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+            log = logging.getLogger(name)
+            log.handlers = [handler]
+            log.propagate = False
+            log.setLevel(logging.INFO)
+        kwargs["configure_logging"] = False
     if address:
         ray.init(address=address, **kwargs)
     else:
@@ -203,6 +220,7 @@ def run_sweep(
     address: str | None = None,
     base: Path | None = None,
     console: Console | None = None,
+    verbose: bool = False,
 ) -> Path:
     """Run a validated spec to the end; returns the experiment folder."""
     console = console or Console()
@@ -214,7 +232,10 @@ def run_sweep(
             f"'iql-sweep resume {experiment}', or change name/output"
         )
     prepare_datasets(spec, console)
+    _quiet_ray_output()
     experiment.mkdir(parents=True, exist_ok=True)
+    init_ray(address, spec, experiment / RAY_LOG, verbose)
+    announce_placement(spec, console)
     with driver_lock(experiment):
         if (experiment / SPEC_COPY).exists():  # another driver got here first
             raise ConfigError(f"output: {experiment} already holds a sweep")
@@ -222,32 +243,48 @@ def run_sweep(
             yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
         )
         console.print(f"sweep {spec.name}: {trial_count(spec)} trials -> {experiment}")
-        _quiet_ray_output()
-        init_ray(address, spec)
         build_tuner(spec, storage).fit()
     return experiment
 
 
+def announce_placement(spec: SweepSpec, console: Console) -> None:
+    """Say where the trials will run; refuse a request no node can ever satisfy (before Ray
+    would wait for it forever)."""
+    from iql_sweep.feasibility import check, placement
+
+    place = placement(spec)
+    note = check(place)
+    trials = len(spec.trial_configs()) if spec.search.grid is not None else trial_count(spec)
+    console.print(place.summary(trials), highlight=False)
+    if note:
+        console.print(note, highlight=False)
+
+
 def resume_sweep(
-    experiment: Path, address: str | None = None, console: Console | None = None
+    experiment: Path,
+    address: str | None = None,
+    console: Console | None = None,
+    verbose: bool = False,
 ) -> Path:
     """Continue an interrupted sweep from its last checkpoints; finished trials are kept."""
-    from ray import tune
-
     console = console or Console()
     experiment = Path(experiment).resolve()
     spec_file = experiment / SPEC_COPY
     if not spec_file.is_file():
         raise ConfigError(f"EXPERIMENT_DIR: {experiment} holds no sweep ({SPEC_COPY} is missing)")
-    spec = validate_spec(load_yaml(spec_file), check_datasets=False, check_output=False)
-    if not tune.Tuner.can_restore(str(experiment)):
-        raise ConfigError(
-            f"EXPERIMENT_DIR: {experiment} has no Ray Tune state to resume (the sweep stopped "
-            "before its first trial started); remove the folder and run the spec again"
-        )
-    with driver_lock(experiment):
+    with driver_lock(experiment):  # first: a second driver is refused before any work
+        from ray import tune
+
+        spec = validate_spec(load_yaml(spec_file), check_datasets=False, check_output=False)
+        if not tune.Tuner.can_restore(str(experiment)):
+            raise ConfigError(
+                f"EXPERIMENT_DIR: {experiment} has no Ray Tune state to resume (the sweep "
+                "stopped before its first trial started); remove the folder and run the spec "
+                "again"
+            )
         _quiet_ray_output()
-        init_ray(address, spec)
+        init_ray(address, spec, experiment / RAY_LOG, verbose)
+        announce_placement(spec, console)
         tuner = tune.Tuner.restore(
             str(experiment),
             trainable=_trainable(spec),

@@ -118,3 +118,36 @@ def test_empty_inputs_are_refused():
         interval({"a": np.array([])}, iqm)
     with pytest.raises(ValueError, match="share no dataset"):
         improvement_probability({"a": np.array([1.0])}, {"b": np.array([1.0])})
+
+
+def test_a_report_of_only_failed_trials_states_it_and_writes_its_page(tmp_path):
+    """Every trial failed: no interval, but the notes, the completeness table and the page."""
+    import pandas as pd
+
+    from iql_sweep.aggregates import compute, markdown
+    from iql_sweep.report_page import write_page
+
+    trials = pd.DataFrame(
+        [
+            {
+                "trial_id": f"t{s}",
+                "dataset": "d",
+                "expectile": 0.7,
+                "beta": 3.0,
+                "seed": s,
+                "status": "ERROR",
+                "evaluations": 0,
+                "last_score": np.nan,
+                "best_score": np.nan,
+                "error": "TrainingDivergedError: q_loss became non-finite by step 30",
+            }
+            for s in range(2)
+        ]
+    )
+    agg = compute(trials, ["d"], [], reps=100)
+    assert agg.intervals.empty and agg.best_vs_others.empty and agg.expected_max.empty
+    assert agg.completeness["failed"].tolist() == [2]
+    text = markdown(agg)
+    assert "2 failed trial(s) left out" in text and "d: no finished run for 1" in text
+    page = write_page(tmp_path, "x", pd.DataFrame(), agg, trials, "name: x")
+    assert "q_loss became non-finite" in page.read_text()

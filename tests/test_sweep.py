@@ -12,7 +12,6 @@ import time
 import warnings
 from pathlib import Path
 
-import gymnasium as gym
 import matplotlib.image
 import minari
 import numpy as np
@@ -70,40 +69,43 @@ def write_spec(folder: Path, spec: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def nan_dataset(minari_root) -> str:
-    """A genuine Minari dataset whose rewards hold NaN: its trials must fail, not the sweep."""
-    rng = np.random.default_rng(0)
-    episodes = []
-    for i in range(3):
-        rewards = rng.normal(size=20)
-        rewards[5] = np.nan
-        episodes.append(
-            EpisodeBuffer(
-                id=i,
-                observations=rng.normal(size=(21, 6)).astype(np.float32),
-                actions=rng.uniform(-1, 1, (20, 2)).astype(np.float32),
-                rewards=rewards,
-                terminations=np.zeros(20, bool),
-                truncations=np.eye(1, 20, 19, dtype=bool)[0],
-            )
+def diverging_dataset(umaze_id) -> str:
+    """A genuine, valid Minari dataset (the u-maze's first episodes, same spaces and evaluation
+    env) whose rewards are scaled by 1e30: it passes validation, and its trials diverge (the TD
+    errors overflow float32) and must fail, not the sweep."""
+    from gymnasium.envs.registration import EnvSpec
+
+    source = minari.load_dataset(umaze_id)
+    episodes = [
+        EpisodeBuffer(
+            id=i,
+            observations=ep.observations,
+            actions=ep.actions,
+            rewards=np.asarray(ep.rewards, dtype=np.float64) * 1e30 + 1e30,
+            terminations=ep.terminations,
+            truncations=ep.truncations,
         )
+        for i, ep in zip(range(30), source.iterate_episodes())
+    ]
+    eval_env = EnvSpec.from_json(source.storage.metadata["eval_env_spec"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Minari's reminders about metadata
         minari.create_dataset_from_buffers(
-            "bad/nan-rewards-sweep-v0",
+            "bad/diverging-rewards-sweep-v0",
             episodes,
-            observation_space=gym.spaces.Box(-np.inf, np.inf, (6,), np.float32),
-            action_space=gym.spaces.Box(-1, 1, (2,), np.float32),
+            observation_space=source.observation_space,
+            action_space=source.action_space,
+            eval_env=eval_env,
         )
-    return "bad/nan-rewards-sweep-v0"
+    return "bad/diverging-rewards-sweep-v0"
 
 
 @pytest.fixture(scope="module")
-def grid_sweep(umaze_id, nan_dataset, tmp_path_factory):
+def grid_sweep(umaze_id, diverging_dataset, tmp_path_factory):
     folder = tmp_path_factory.mktemp("grid_sweep")
     spec = tiny_spec(
         "tiny",
-        [umaze_id, nan_dataset],
+        [umaze_id, diverging_dataset],
         {"grid": {"expectile": [0.5, 0.9], "beta": [3.0], "seed": [0, 1]}},
     )
     result = cli("run", str(write_spec(folder, spec)), cwd=folder)
@@ -111,18 +113,19 @@ def grid_sweep(umaze_id, nan_dataset, tmp_path_factory):
     return folder / "results" / "tiny", result
 
 
-def test_sweep_reports_every_trial_and_failures(grid_sweep, umaze_id, nan_dataset):
+def test_sweep_reports_every_trial_and_failures(grid_sweep, umaze_id, diverging_dataset):
     experiment, result = grid_sweep
     trials = pd.read_csv(experiment / "report" / "trials.csv")
     assert len(trials) == 8
     good = trials[trials["dataset"] == umaze_id]
-    bad = trials[trials["dataset"] == nan_dataset]
+    bad = trials[trials["dataset"] == diverging_dataset]
     assert set(good["status"]) == {"TERMINATED"}
     assert (good["steps_done"] == 60).all() and (good["evaluations"] == 2).all()
     assert sorted(zip(good["expectile"], good["seed"])) == [(0.5, 0), (0.5, 1), (0.9, 0), (0.9, 1)]
     assert set(bad["status"]) == {"ERROR"}
+    assert bad["error"].str.contains("TrainingDivergedError").all()
     assert (
-        bad["error"].str.contains("rewards").all() and bad["error"].str.contains("non-finite").all()
+        bad["error"].str.contains("non-finite").all() and bad["error"].str.contains("rewards").all()
     )
     assert (
         "τ \\ β" in result.stdout
@@ -164,7 +167,9 @@ def test_plots_are_written(grid_sweep):
         assert image.shape[0] > 200 and image.shape[1] > 200
 
 
-def test_interval_estimates_state_failures_and_missing_datasets(grid_sweep, umaze_id, nan_dataset):
+def test_interval_estimates_state_failures_and_missing_datasets(
+    grid_sweep, umaze_id, diverging_dataset
+):
     """aggregates.csv against an independent computation (scipy's trimmed mean of the trials'
     last scores); the NaN dataset's failed trials are stated, never dropped silently."""
     from scipy import stats as scipy_stats
@@ -188,17 +193,17 @@ def test_interval_estimates_state_failures_and_missing_datasets(grid_sweep, umaz
             assert row["estimate"] == pytest.approx(expected)
             assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
         pooled = agg[(agg["scope"] == "all datasets") & (agg["expectile"] == tau)].iloc[0]
-        assert pooled["datasets"] == "1 of 2" and pooled["missing"] == nan_dataset
+        assert pooled["datasets"] == "1 of 2" and pooled["missing"] == diverging_dataset
         assert pooled["failed"] == 2  # both seeds on the NaN dataset
     completeness = pd.read_csv(report / "completeness.csv")
-    bad = completeness[completeness["dataset"] == nan_dataset]
+    bad = completeness[completeness["dataset"] == diverging_dataset]
     assert (bad["finished"] == 0).all() and (bad["failed"] == 2).all()
     improvement = pd.read_csv(report / "improvement.csv")
     assert "τ 0.9, β 3 vs τ 0.5, β 3" in set(improvement["comparison"])
     assert improvement["probability"].between(0, 1).all()
     text = (report / "report.md").read_text()
     assert "4 failed trial(s) left out of every figure" in text
-    assert f"{nan_dataset}: no finished run for 2 configuration(s)" in text
+    assert f"{diverging_dataset}: no finished run for 2 configuration(s)" in text
     expected_max = pd.read_csv(report / "expected_max.csv")
     assert list(expected_max["budget"]) == [1, 2]
     means = trials[trials["dataset"] == umaze_id].groupby("expectile")["last_score"].mean()
@@ -207,7 +212,7 @@ def test_interval_estimates_state_failures_and_missing_datasets(grid_sweep, umaz
         assert matplotlib.image.imread(report / name).shape[0] > 200
 
 
-def test_report_page_renders_in_a_real_browser(grid_sweep, nan_dataset):
+def test_report_page_renders_in_a_real_browser(grid_sweep, diverging_dataset):
     """report/index.html opens from the file system in headless Chromium: no console errors,
     the summary table and every plot shown, the failure reasons and the spec on the page."""
     from selenium import webdriver
@@ -243,9 +248,9 @@ def test_report_page_renders_in_a_real_browser(grid_sweep, nan_dataset):
         )
         assert len(images) == 5 and all(done and width > 200 for done, width in images)
         failed = driver.find_element("css selector", "#failed").text
-        assert nan_dataset in failed and "non-finite" in failed
+        assert diverging_dataset in failed and "non-finite" in failed
         spec = driver.find_element("css selector", "#spec").text
-        assert spec.startswith("name: tiny") and f"- {nan_dataset}" in spec
+        assert spec.startswith("name: tiny") and f"- {diverging_dataset}" in spec
         shot = experiment / "report" / "page.png"
         assert driver.save_screenshot(str(shot))
     finally:
@@ -255,7 +260,7 @@ def test_report_page_renders_in_a_real_browser(grid_sweep, nan_dataset):
     assert pixels.std() > 0.05  # not a blank page
 
 
-def test_dashboard_definition_fits_the_sweeps_runs(grid_sweep, umaze_id, nan_dataset):
+def test_dashboard_definition_fits_the_sweeps_runs(grid_sweep, umaze_id, diverging_dataset):
     """One W&B workspace view per dataset, built offline with wandb-workspaces: its filters
     select exactly that dataset's runs (read back from the offline run files), and every config
     key and metric its panels use is in those runs."""
@@ -265,7 +270,7 @@ def test_dashboard_definition_fits_the_sweeps_runs(grid_sweep, umaze_id, nan_dat
 
     experiment, _ = grid_sweep
     boards = {b.dataset: b for b in build(experiment)}
-    assert set(boards) == {umaze_id, nan_dataset}
+    assert set(boards) == {umaze_id, diverging_dataset}
     runs = []
     for run_file in (experiment / "wandb").glob("offline-run-*/run-*.wandb"):
         config, history = run_contents(run_file)
@@ -483,6 +488,10 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_pa
     else:
         driver.kill()
         pytest.fail(f"the sweep never reached a mid-point: {steps}")
+    # A second driver on the same folder is refused while the first is alive ...
+    second = cli("resume", str(experiment), cwd=tmp_path, timeout=120)
+    assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "another driver" in " ".join(second.stderr.split())
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait()
     finished = {t: (experiment / t / "result.json").read_bytes() for t in done}
@@ -514,3 +523,30 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_pa
     # Exact resume: the interrupted trials end where the uninterrupted ones do.
     merged = trials.merge(reference, on=["expectile", "seed"], suffixes=("", "_ref"))
     np.testing.assert_allclose(merged["last_score"], merged["last_score_ref"])
+
+
+def test_requests_no_node_can_satisfy_are_refused_before_ray_waits(umaze_id, tmp_path):
+    """A GPU on a machine without one, or more CPUs than it has: an error naming the field,
+    the request and what the cluster offers, instead of a sweep waiting forever."""
+    for field, value, expected in (
+        ("gpus_per_trial", 1, "resources.gpus_per_trial: a trial asks for 1 GPU"),
+        ("cpus_per_trial", 64, "resources.cpus_per_trial: a trial asks for 64 CPU"),
+    ):
+        spec = tiny_spec(f"infeasible-{field}", [umaze_id], {"grid": {"expectile": [0.7]}})
+        spec["resources"][field] = value
+        spec["wandb"]["mode"] = "disabled"
+        result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path, timeout=180)
+        text = " ".join((result.stdout + result.stderr).split())
+        assert result.returncode == 2 and expected in text, text[-2000:]
+        assert "which no node of this cluster has (2 CPU / 0 GPU" in text
+        assert not (tmp_path / "results" / spec["name"] / "sweep_spec.yaml").exists()
+
+
+def test_a_sweep_in_which_every_trial_failed_exits_non_zero(diverging_dataset, tmp_path):
+    spec = tiny_spec("all-failed", [diverging_dataset], {"grid": {"seed": [0, 1]}})
+    spec["resources"]["max_failures"] = 0
+    spec["wandb"]["mode"] = "disabled"
+    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "every one of the 2 configurations failed" in " ".join(result.stderr.split())
+    assert (tmp_path / "results" / "all-failed" / "report" / "trials.csv").is_file()

@@ -1,0 +1,123 @@
+"""Before Ray waits: can any node of the cluster, now or once the autoscaler adds it, run one
+trial of this sweep? Ray queues a request no node can satisfy forever; this says so up front,
+naming the field, the request and what the cluster offers, and prints where trials will run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iql_sweep.errors import ConfigError
+from iql_sweep.spec import SweepSpec
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What one trial asks for and what the cluster has."""
+
+    cpus: float
+    gpus: float
+    memory: int  # bytes, estimated
+    nodes: list[dict[str, float]]
+    autoscaling: list[dict[str, float]]  # node types the autoscaler can still add
+
+    def summary(self, trials: int) -> str:
+        cpus = sum(n.get("CPU", 0) for n in self.nodes)
+        gpus = sum(n.get("GPU", 0) for n in self.nodes)
+        slots = min(
+            (int(cpus // self.cpus) if self.cpus else trials),
+            (int(gpus // self.gpus) if self.gpus else trials),
+        )
+        where = "GPU" if self.gpus else "CPU"
+        text = (
+            f"{trials} trial(s), each {self.cpus:g} CPU and {self.gpus:g} GPU (on the {where}), "
+            f"about {self.memory / GIB:.1f} GiB; the cluster now: {len(self.nodes)} node(s), "
+            f"{cpus:g} CPUs, {gpus:g} GPUs: up to {max(0, min(slots, trials))} at once"
+        )
+        if self.autoscaling:
+            text += f"; the autoscaler can add {len(self.autoscaling)} node type(s)"
+        return text
+
+
+def _fits(resources: dict[str, float], cpus: float, gpus: float, memory: int) -> bool:
+    room = resources.get("memory")
+    return (
+        resources.get("CPU", 0) >= cpus
+        and resources.get("GPU", 0) >= gpus
+        and (room is None or room >= memory)
+    )
+
+
+def trial_memory(spec: SweepSpec) -> int:
+    """A generous estimate of one trial's memory: its datasets as tensors, plus per member the
+    parameters (weights, gradients, two Adam moments, targets) and the activations of a batch."""
+    from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
+
+    present = set(local_dataset_ids())
+    data_bytes, dims = 0, (64, 16)
+    for dataset in spec.datasets:
+        if dataset in present:
+            data = load_transitions(dataset)
+            row = (2 * data.obs_dim + data.act_dim + 3) * 4
+            data_bytes = max(data_bytes, data.size * row)
+            dims = (data.obs_dim, data.act_dim)
+    worst = 0
+    for trial in spec.trial_configs()[:50]:
+        for _, config, _ in trial.configurations()[:1]:
+            hidden = list(config.hidden_dims)
+            widths = [dims[0] + dims[1], *hidden, 1]
+            params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+            members = len(trial.members(config))
+            per_member = 4 * (4 * params * 6 + config.batch_size * sum(hidden) * 24)
+            worst = max(worst, members * per_member)
+    return data_bytes + worst + GIB // 2  # the process itself (torch, gymnasium, envs)
+
+
+def placement(spec: SweepSpec) -> Placement:
+    """Measure the connected cluster (Ray must be initialised)."""
+    import ray
+
+    nodes = [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+    groups: list[dict[str, float]] = []
+    try:  # the autoscaler's node types; no public API exposes them
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+        if config is not None:
+            groups = [dict(g.resources) for g in config.node_group_configs if g.max_count != 0]
+    except Exception:  # noqa: BLE001 - without an autoscaler the cluster is what it is
+        groups = []
+    return Placement(
+        cpus=spec.resources.cpus_per_trial,
+        gpus=spec.resources.gpus_per_trial,
+        memory=trial_memory(spec),
+        nodes=nodes,
+        autoscaling=groups,
+    )
+
+
+def check(place: Placement) -> str | None:
+    """None when a node fits a trial; a waiting note when only the autoscaler's node types do;
+    a ConfigError naming the field when nothing ever will."""
+    if any(_fits(n, place.cpus, place.gpus, place.memory) for n in place.nodes):
+        return None
+    if any(_fits(g, place.cpus, place.gpus, place.memory) for g in place.autoscaling):
+        return "no node can run a trial yet; waiting for the autoscaler to add one"
+    offer = ", ".join(
+        f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU / {n.get('memory', 0) / GIB:.1f} GiB"
+        for n in place.nodes
+    )
+    largest_cpu = max((n.get("CPU", 0) for n in place.nodes), default=0)
+    largest_gpu = max((n.get("GPU", 0) for n in place.nodes), default=0)
+    if place.gpus > largest_gpu:
+        field, request = "resources.gpus_per_trial", f"{place.gpus:g} GPU"
+    elif place.cpus > largest_cpu:
+        field, request = "resources.cpus_per_trial", f"{place.cpus:g} CPU"
+    else:
+        field, request = "resources.pack / iql.batch_size", f"about {place.memory / GIB:.1f} GiB"
+    raise ConfigError(
+        f"{field}: a trial asks for {request}, which no node of this cluster has ({offer}) and "
+        "the cluster cannot add; lower the request or start a larger cluster"
+    )
