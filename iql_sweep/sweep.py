@@ -184,8 +184,6 @@ def init_ray(
     """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray; trials get the
     driver's dataset and cache locations. Unless ``verbose``, Ray's own log lines (its start,
     checkpoint notices, warnings, the trials' output) go to ``log_file``, not the console."""
-    import logging
-
     import ray
 
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
@@ -193,20 +191,30 @@ def init_ray(
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": verbose}
+    handler: logging.Handler | None = None
     if not verbose and log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        for name in ("ray", "ray.tune", "ray.train", "ray.data"):
-            log = logging.getLogger(name)
-            log.handlers = [handler]
-            log.propagate = False
-            log.setLevel(logging.INFO)
+        # ray.init(configure_logging=False) clears the "ray" logger's handlers, so its own
+        # start-up lines (token authentication, ...) are caught one level down as well.
+        for name in ("ray", "ray._private", "ray.tune", "ray.train", "ray.data"):
+            _log_to(name, handler)
         kwargs["configure_logging"] = False
     if address:
         ray.init(address=address, **kwargs)
     else:
         ray.init(include_dashboard=False, **kwargs)
+    if handler is not None:
+        _log_to("ray", handler)
+
+
+def _log_to(name: str, handler: logging.Handler) -> None:
+    """Send one logger's records (INFO and up) to ``handler`` only."""
+    log = logging.getLogger(name)
+    log.handlers = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
 
 
 def _quiet_ray_output() -> None:

@@ -131,6 +131,12 @@ def test_sweep_reports_every_trial_and_failures(grid_sweep, umaze_id, diverging_
         "τ \\ β" in result.stdout
         and "Failed trials" in (experiment / "report" / "report.md").read_text()
     )
+    # The console is for people: Ray's own lines (its start, token notice) went to ray.log.
+    console = result.stdout + result.stderr
+    ray_log = (experiment / "ray.log").read_text()
+    assert "Started a local Ray instance" in ray_log
+    for line in ("Started a local Ray instance", "Token authentication", "INFO worker.py"):
+        assert line not in console, line
 
 
 def test_tables_agree_with_ray_tune_results(grid_sweep, umaze_id):
