@@ -1,0 +1,71 @@
+"""Feasibility before Ray waits, on a real local Ray whose autoscaler node types are written
+where Ray's autoscaler keeps them (the GCS key-value store): a GPU request waits when a node
+type the autoscaler can add has GPUs, and is refused when none has."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+from ray.core.generated import autoscaler_pb2
+
+from iql_sweep.errors import ConfigError
+from iql_sweep.feasibility import check, placement
+from iql_sweep.spec import validate_spec
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _publish_node_types(groups: list[tuple[str, dict[str, float], int]]) -> None:
+    """Write the cluster config the autoscaler publishes (name, resources, max count)."""
+    from ray._raylet import GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, GCS_AUTOSCALER_STATE_NAMESPACE
+    from ray.experimental.internal_kv import _internal_kv_put
+
+    config = autoscaler_pb2.ClusterConfig()
+    for name, resources, max_count in groups:
+        group = config.node_group_configs.add(name=name, max_count=max_count)
+        group.resources.update(resources)
+    _internal_kv_put(
+        GCS_AUTOSCALER_CLUSTER_CONFIG_KEY.encode(),
+        config.SerializeToString(),
+        overwrite=True,
+        namespace=GCS_AUTOSCALER_STATE_NAMESPACE.encode(),
+    )
+
+
+def _spec(umaze_id: str, tmp_path, gpus: float):
+    return validate_spec(
+        {
+            "name": "feasible",
+            "datasets": [umaze_id],
+            "search": {"grid": {"expectile": [0.7]}},
+            "training": {"steps": 20, "eval_every": 10},
+            "resources": {"cpus_per_trial": 1, "gpus_per_trial": gpus},
+            "output": str(tmp_path),
+        }
+    )
+
+
+def test_a_gpu_request_waits_for_an_autoscaler_node_type_with_gpus(local_ray, umaze_id, tmp_path):
+    spec = _spec(umaze_id, tmp_path, gpus=1)
+    _publish_node_types([("gpu_worker", {"CPU": 8, "GPU": 1, "memory": 32 * 2**30}, 4)])
+    place = placement(spec)
+    assert place.nodes and all(n.get("GPU", 0) == 0 for n in place.nodes)
+    assert place.autoscaling == [{"CPU": 8, "GPU": 1, "memory": 32 * 2**30}]
+    assert check(place) == "no node can run a trial yet; waiting for the autoscaler to add one"
+    assert "the autoscaler can add 1 node type(s)" in place.summary(1)
+
+
+def test_a_gpu_request_no_node_type_offers_is_refused(local_ray, umaze_id, tmp_path):
+    spec = _spec(umaze_id, tmp_path, gpus=1)
+    # A GPU node type the autoscaler may not add (max 0), and a CPU-only one it may.
+    _publish_node_types([("gpu_worker", {"CPU": 8, "GPU": 1}, 0), ("cpu_worker", {"CPU": 16}, 10)])
+    place = placement(spec)
+    assert place.autoscaling == [{"CPU": 16}]
+    with pytest.raises(ConfigError, match=r"resources.gpus_per_trial: a trial asks for 1 GPU"):
+        check(place)
+    assert check(placement(_spec(umaze_id, tmp_path, gpus=0))) is None
