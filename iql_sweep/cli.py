@@ -17,7 +17,7 @@ from iql_sweep.errors import ConfigError, IQLSweepError
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
 )
-datasets_app = typer.Typer(no_args_is_help=True, help="Make and list local Minari datasets.")
+datasets_app = typer.Typer(no_args_is_help=True, help="Make, download and list Minari datasets.")
 app.add_typer(datasets_app, name="datasets")
 figure_app = typer.Typer(
     no_args_is_help=True, help="The paper's figures, computed by the project (PNG + CSV)."
@@ -103,7 +103,7 @@ def train(
 ) -> None:
     """Train IQL on one dataset (then optionally fine-tune online), evaluating periodically and
     checkpointing."""
-    from iql_sweep.data.minari_io import dataset_path
+    from iql_sweep.data.minari_io import dataset_path, local_dataset_ids
     from iql_sweep.training import cli_trial, resolve_device
     from iql_sweep.training import train as run_training
     from iql_sweep.trial_config import RunSettings
@@ -131,7 +131,7 @@ def train(
         tag = f"tau{cfg.expectile}-beta{cfg.beta}-seed{seed}"
         if out is not None:
             _writable_folder(out, "--out")
-        dataset_path(dataset)
+        dataset_path(dataset) if dataset in local_dataset_ids() else _obtain(dataset)
         summary = run_training(
             dataset,
             settings,
@@ -200,25 +200,109 @@ def datasets_make(
 
 
 @datasets_app.command("list")
-def datasets_list() -> None:
-    """Datasets present locally and the ones the project can make."""
+def datasets_list(
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Also what Minari's remote ($MINARI_REMOTE) offers.")
+    ] = False,
+    prefix: Annotated[
+        str | None, typer.Option(help="Only remote ids starting with this (e.g. D4RL/antmaze).")
+    ] = None,
+) -> None:
+    """Datasets present locally, the ones the project can make and (--remote) the ones Minari's
+    remote offers."""
     from iql_sweep.data.generators import GENERATORS
     from iql_sweep.data.minari_io import local_dataset_ids, minari_root
+    from iql_sweep.data.remote import remote_datasets, remote_name
 
     present = set(local_dataset_ids())
-    table = Table(title=f"Minari root: {minari_root()}")
+    offered: dict[str, dict] = {}
+    if remote:
+        try:
+            offered = remote_datasets(prefix=prefix)
+        except IQLSweepError as err:
+            _fail(err)
+    title = f"Minari root: {minari_root()}" + (f"; remote: {remote_name()}" if remote else "")
+    table = Table(title=title)
     table.add_column("dataset id")
     table.add_column("present")
     table.add_column("make with")
+    if remote:
+        table.add_column("on the remote")
     makeable = {g.dataset_id: g.name for g in GENERATORS.values()}
-    for dataset_id in sorted(present | set(makeable)):
+    for dataset_id in sorted(present | set(makeable) | set(offered)):
         name = makeable.get(dataset_id)
-        table.add_row(
+        row = [
             dataset_id,
             "yes" if dataset_id in present else "no",
             f"iql-sweep datasets make {name}" if name else "-",
-        )
+        ]
+        if remote:
+            meta = offered.get(dataset_id)
+            row.append(f"yes ({meta.get('total_steps', '?')} steps)" if meta else "no")
+        table.add_row(*row)
     console.print(table)
+
+
+@datasets_app.command("download")
+def datasets_download(
+    dataset_ids: Annotated[list[str], typer.Argument(help="e.g. D4RL/antmaze/umaze-v1")],
+    force: Annotated[bool, typer.Option(help="Download again when present.")] = False,
+) -> None:
+    """Download datasets from Minari's remote ($MINARI_REMOTE, by default Farama's Hugging Face
+    organisation) into the Minari root ($MINARI_DATASETS_PATH)."""
+    from iql_sweep.data.remote import download
+
+    for dataset_id in dataset_ids:
+        try:
+            report = download(dataset_id, force=force)
+        except IQLSweepError as err:
+            _fail(err)
+        if report is None:
+            console.print(f"{dataset_id}: present (--force downloads it again)")
+        else:
+            console.print(
+                f"[bold green]downloaded[/] {dataset_id}: {report.bytes / 2**20:.1f} MiB from "
+                f"{report.remote} in {report.seconds:.1f} s",
+                highlight=False,
+            )
+
+
+@datasets_app.command("import-d4rl")
+def datasets_import_d4rl(
+    file: Annotated[Path, typer.Argument(help="An original D4RL file, e.g. hopper_medium-v2.hdf5")],
+    dataset_id: Annotated[
+        str, typer.Option("--id", help="The Minari id to write, e.g. d4rl/hopper/medium-v2.")
+    ],
+    env: Annotated[str, typer.Option(help="The Gymnasium evaluation env, e.g. Hopper-v5.")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing dataset.")] = False,
+) -> None:
+    """Turn an original D4RL HDF5 file (flat arrays) into a Minari dataset: episodes split at
+    terminals and timeouts, D4RL's reference scores in the metadata, ENV as evaluation env."""
+    from iql_sweep.data.d4rl_import import import_d4rl
+
+    try:
+        report = import_d4rl(file, dataset_id, env, force=force)
+    except IQLSweepError as err:
+        _fail(err)
+    console.print(
+        f"[bold green]imported[/] {report.dataset_id}: {report.steps} steps, {report.episodes} "
+        f"episodes ({report.dropped_timeout_steps} steps cut by a timeout left out); reference "
+        f"scores {report.ref_min_score:g} / {report.ref_max_score:g}; evaluation env {env}",
+        highlight=False,
+    )
+
+
+def _obtain(dataset_id: str) -> None:
+    """Make or download a dataset that is not local (train and run do this before any work)."""
+    from iql_sweep.data.make import MakeReport, ensure_dataset
+
+    report = ensure_dataset(dataset_id)
+    if isinstance(report, MakeReport):
+        console.print(f"made {dataset_id} ({report.steps} steps)")
+    elif report is not None:
+        console.print(
+            f"downloaded {dataset_id}: {report.bytes / 2**20:.1f} MiB from {report.remote}"
+        )
 
 
 def _spec_error(err: Exception) -> None:
@@ -539,14 +623,15 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    """The console entry point: no traceback reaches a user for bad input; ``--debug`` shows
-    it."""
-    debug = "--debug" in sys.argv
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - console entry point
+    """The console entry point (``argv``: the arguments, default the command line's): no
+    traceback reaches a user for bad input; ``--debug`` shows it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     if debug:
-        sys.argv.remove("--debug")
+        argv.remove("--debug")
     try:
-        app(prog_name="iql-sweep")
+        app(args=argv, prog_name="iql-sweep")
     except SystemExit:
         raise
     except KeyboardInterrupt:

@@ -5,12 +5,24 @@ naming the field, the request and what the cluster offers, and prints where tria
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from iql_sweep.errors import ConfigError
 from iql_sweep.spec import SweepSpec
 
 GIB = 2**30
+
+
+#: GPU memory (GiB) by Ray's ``accelerator_type:*`` node label, for sizing GPU shares; a card
+#: Ray does not name is taken as 16 GiB (the smallest of today's data-centre cards).
+GPU_MEMORY_GIB = {
+    "H200": 141, "H100": 80, "A100-80G": 80, "A100": 40, "L40S": 48, "A40": 48, "A10G": 24,
+    "L4": 24, "V100": 16, "T4": 16,
+}  # fmt: skip
+UNKNOWN_GPU_GIB = 16
+MAX_TRIALS_PER_GPU = 16
+CUDA_CONTEXT = GIB // 2  # the CUDA context and torch's kernels, per trial process
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,7 @@ class Placement:
     memory: int  # bytes, estimated
     nodes: list[dict[str, float]]
     autoscaling: list[dict[str, float]]  # node types the autoscaler can still add
+    trials_per_gpu: int = 0  # when the share was sized by 'auto'
 
     def summary(self, trials: int) -> str:
         cpus = sum(n.get("CPU", 0) for n in self.nodes)
@@ -30,10 +43,12 @@ class Placement:
             (int(cpus // self.cpus) if self.cpus else trials),
             (int(gpus // self.gpus) if self.gpus else trials),
         )
-        where = "GPU" if self.gpus else "CPU"
+        where = f"{self.gpus:g} GPU" if self.gpus else "0 GPU (on the CPU)"
+        if self.trials_per_gpu:
+            where += f", {self.trials_per_gpu} trials per GPU (auto)"
         text = (
-            f"{trials} trial(s), each {self.cpus:g} CPU and {self.gpus:g} GPU (on the {where}), "
-            f"about {self.memory / GIB:.1f} GiB; the cluster now: {len(self.nodes)} node(s), "
+            f"{trials} trial(s), each {self.cpus:g} CPU and {where}, about "
+            f"{self.memory / GIB:.1f} GiB; the cluster now: {len(self.nodes)} node(s), "
             f"{cpus:g} CPUs, {gpus:g} GPUs: up to {max(0, min(slots, trials))} at once"
         )
         if self.autoscaling:
@@ -50,9 +65,9 @@ def _fits(resources: dict[str, float], cpus: float, gpus: float, memory: int) ->
     )
 
 
-def trial_memory(spec: SweepSpec) -> int:
-    """A generous estimate of one trial's memory: its datasets as tensors, plus per member the
-    parameters (weights, gradients, two Adam moments, targets) and the activations of a batch."""
+def _data_and_model_bytes(spec: SweepSpec) -> tuple[int, int]:
+    """One trial's datasets as tensors, and per pack its members' parameters (weights,
+    gradients, two Adam moments, targets) with the activations of a batch."""
     from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
 
     present = set(local_dataset_ids())
@@ -72,11 +87,52 @@ def trial_memory(spec: SweepSpec) -> int:
             members = len(trial.members(config))
             per_member = 4 * (4 * params * 6 + config.batch_size * sum(hidden) * 24)
             worst = max(worst, members * per_member)
-    return data_bytes + worst + GIB // 2  # the process itself (torch, gymnasium, envs)
+    return data_bytes, worst
+
+
+def trial_memory(spec: SweepSpec) -> int:
+    """A generous estimate of one trial's host memory (the process itself: torch, gymnasium,
+    the evaluation envs, about 0.5 GiB)."""
+    data, model = _data_and_model_bytes(spec)
+    return data + model + GIB // 2
+
+
+def trial_gpu_memory(spec: SweepSpec) -> int:
+    """A generous estimate of one trial's GPU memory: data and pack on the card, plus the CUDA
+    context."""
+    data, model = _data_and_model_bytes(spec)
+    return data + model + CUDA_CONTEXT
+
+
+def _card_bytes(node: dict[str, float]) -> int:
+    for name, gib in GPU_MEMORY_GIB.items():
+        if node.get(f"accelerator_type:{name}"):
+            return gib * GIB
+    return UNKNOWN_GPU_GIB * GIB
+
+
+def auto_gpu_share(
+    spec: SweepSpec, nodes: list[dict[str, float]], autoscaling: list[dict[str, float]]
+) -> tuple[float, int]:
+    """``gpus_per_trial: auto``: (share, trials per GPU), or (0, 0) when no node (present or
+    addable) has a GPU. Trials per GPU: as many as the card's memory holds (90 %, the trial's
+    estimate each) and the node's CPUs per GPU allow, at most 16; the share fits every GPU node."""
+    gpu_nodes = [n for n in [*nodes, *autoscaling] if n.get("GPU", 0) > 0]
+    if not gpu_nodes:
+        return 0.0, 0
+    need = trial_gpu_memory(spec)
+    fits = []
+    for node in gpu_nodes:
+        cpus_per_gpu = node.get("CPU", 0) / node["GPU"]
+        by_cpu = int(cpus_per_gpu // spec.resources.cpus_per_trial)
+        by_memory = int(0.9 * _card_bytes(node) // need)
+        fits.append(max(1, min(by_cpu, by_memory, MAX_TRIALS_PER_GPU)))
+    per_gpu = min(fits)
+    return math.floor(10_000 / per_gpu) / 10_000, per_gpu  # Ray counts GPUs in 1e-4 units
 
 
 def placement(spec: SweepSpec) -> Placement:
-    """Measure the connected cluster (Ray must be initialised)."""
+    """Measure the connected cluster (Ray must be initialised) and size ``auto`` GPU shares."""
     import ray
 
     nodes = [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
@@ -89,12 +145,16 @@ def placement(spec: SweepSpec) -> Placement:
             groups = [dict(g.resources) for g in config.node_group_configs if g.max_count != 0]
     except Exception:  # noqa: BLE001 - without an autoscaler the cluster is what it is
         groups = []
+    gpus, per_gpu = spec.resources.gpu_share, 0
+    if spec.resources.gpus_per_trial == "auto":
+        gpus, per_gpu = auto_gpu_share(spec, nodes, groups)
     return Placement(
         cpus=spec.resources.cpus_per_trial,
-        gpus=spec.resources.gpus_per_trial,
+        gpus=gpus,
         memory=trial_memory(spec),
         nodes=nodes,
         autoscaling=groups,
+        trials_per_gpu=per_gpu,
     )
 
 

@@ -12,7 +12,7 @@ A spec (see ``sweeps/*.yaml``)::
       scheduler: {type: asha, grace_period: 2, reduction_factor: 3}   # optional
     training: {steps: 200000, eval_every: 5000, eval_episodes: 10, checkpoint_every: 10000,
                online_steps: 0, updates_per_env_step: 1}   # online_steps > 0: fine-tune online
-    resources: {cpus_per_trial: 1, gpus_per_trial: 0.25, max_concurrent_trials: 4, max_failures: 1}
+    resources: {cpus_per_trial: 1, gpus_per_trial: auto, max_concurrent_trials: 4, max_failures: 1}
     wandb: {mode: offline, project: iql-sweep, entity: null, group: null, tags: []}
     output: results              # relative paths are resolved against the current directory
 """
@@ -111,7 +111,11 @@ class Search(StrictModel):
 
 class Resources(StrictModel):
     cpus_per_trial: float = Field(1.0, gt=0)
-    gpus_per_trial: float = Field(0.0, ge=0)
+    gpus_per_trial: float | Literal["auto"] = Field(
+        "auto",
+        description="GPU share of a trial; 'auto': a share sized from the trial's memory when "
+        "the cluster has GPUs (several trials per GPU), else the CPU",
+    )
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(1, ge=0)
     pack: StrictInt | Literal["auto"] = Field(
@@ -120,6 +124,23 @@ class Resources(StrictModel):
     share_critics: bool = Field(
         True, description="in a pack, members with the same tau and seed share one critic"
     )
+
+    @property
+    def gpu_share(self) -> float:
+        """The numeric share (0 while ``auto`` is unresolved: the driver sizes it from the
+        cluster before any trial starts, see ``feasibility.placement``)."""
+        return 0.0 if self.gpus_per_trial == "auto" else float(self.gpus_per_trial)
+
+    @field_validator("gpus_per_trial", mode="before")
+    @classmethod
+    def _gpu_kind(cls, value: Any) -> Any:
+        if value == "auto" and isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(f"a number >= 0 (a share of a GPU) or 'auto' (got {value!r})")
+        if not math.isfinite(value):
+            raise ValueError(f"a finite number or 'auto' (got {value!r})")
+        return float(value)
 
     @field_validator("pack", mode="before")
     @classmethod
@@ -212,7 +233,7 @@ class SweepSpec(StrictModel):
         run = TrialRun(
             **self.training.model_dump(),
             cpus_per_trial=self.resources.cpus_per_trial,
-            gpus_per_trial=self.resources.gpus_per_trial,
+            gpus_per_trial=self.resources.gpu_share,
             share_critics=self.resources.share_critics,
         )
         return TrialConfig(
@@ -401,7 +422,7 @@ def _resolved_errors(spec: SweepSpec) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-def _dataset_content_errors(spec: SweepSpec) -> list[str]:
+def dataset_content_errors(spec: SweepSpec) -> list[str]:
     """Open every local dataset (shape, finite values, action bounds; the flat cache makes the
     second look free) and check each configuration's batch against its size."""
     from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
@@ -432,7 +453,7 @@ def _dataset_content_errors(spec: SweepSpec) -> list[str]:
 
 def _dataset_errors(spec: SweepSpec) -> list[str]:
     from iql_sweep.data.generators import name_for_id
-    from iql_sweep.data.minari_io import _ID_RE, local_dataset_ids, minari_root
+    from iql_sweep.data.minari_io import _ID_RE, local_dataset_ids
 
     present = set(local_dataset_ids())
     problems = []
@@ -448,12 +469,32 @@ def _dataset_errors(spec: SweepSpec) -> list[str]:
                 "e.g. iql-sweep/pointmaze/umaze-v0)"
             )
         elif dataset_id not in present and name_for_id(dataset_id) is None:
-            listing = ", ".join(sorted(present)) or "none"
-            problems.append(
-                f"{where}: {dataset_id!r} is not under the Minari root {minari_root()} and the "
-                f"project cannot make it; present: {listing}"
-            )
+            problems += _remote_dataset_errors(where, dataset_id)
     return problems
+
+
+def _remote_dataset_errors(where: str, dataset_id: str) -> list[str]:
+    """A dataset neither local nor makeable: fine when Minari's remote offers it (it is
+    downloaded before the trials start); else say which of the three it is not."""
+    from iql_sweep.data.minari_io import minari_root
+    from iql_sweep.data.remote import (
+        RemoteUnreachableError,
+        offline_help,
+        on_remote,
+        remote_name,
+    )
+
+    lead = (
+        f"{where}: {dataset_id!r} is not under the Minari root {minari_root()}, the project "
+        "cannot make it, and"
+    )
+    try:
+        if on_remote(dataset_id):
+            return []
+    except RemoteUnreachableError as err:
+        reason = str(err).split(". ", 1)[0]
+        return [f"{lead} {reason}. {offline_help([dataset_id])}"]
+    return [f"{lead} Minari's remote {remote_name()} does not offer it (check the id)"]
 
 
 def validate_spec(
@@ -497,7 +538,7 @@ def validate_spec(
     if check_datasets:
         problems += _dataset_errors(spec)
         if not problems:
-            problems += _dataset_content_errors(spec)
+            problems += dataset_content_errors(spec)
     if problems:
         raise ConfigError("\n".join(problems))
     return spec

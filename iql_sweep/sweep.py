@@ -75,7 +75,7 @@ def _trainable(spec: SweepSpec):
 
     from iql_sweep.ray_trial import iql_trial
 
-    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpu_share}
     return tune.with_resources(iql_trial, resources)
 
 
@@ -164,18 +164,32 @@ def build_tuner(spec: SweepSpec, storage: Path, callbacks: list | None = None):
 
 
 def prepare_datasets(spec: SweepSpec, console: Console) -> None:
-    """Make the missing datasets the project can generate; others were checked by validation."""
-    from iql_sweep.data.make import ensure_dataset
+    """Once, on the driver and before Ray starts: make the missing datasets the project can
+    generate, download the others from Minari's remote (into the shared Minari root), then
+    check what arrived as validation checks local datasets."""
+    from iql_sweep.data.make import MakeReport, ensure_dataset
+    from iql_sweep.spec import dataset_content_errors
 
+    obtained = False
     for dataset_id in spec.datasets:
         console.print(f"dataset {dataset_id}: ", end="")
         report = ensure_dataset(dataset_id, progress=False)
+        obtained = obtained or report is not None
         if report is None:
             console.print("present")
-        else:
+        elif isinstance(report, MakeReport):
             console.print(
                 f"was missing; made it ({report.steps} steps, {report.episodes} episodes)"
             )
+        else:
+            console.print(
+                f"was missing; downloaded {report.bytes / 2**20:.1f} MiB from {report.remote} "
+                f"in {report.seconds:.1f} s"
+            )
+    if obtained:
+        problems = dataset_content_errors(spec)
+        if problems:
+            raise ConfigError("\n".join(problems))
 
 
 def init_ray(
@@ -243,7 +257,7 @@ def run_sweep(
     _quiet_ray_output()
     experiment.mkdir(parents=True, exist_ok=True)
     init_ray(address, spec, experiment / RAY_LOG, verbose)
-    announce_placement(spec, console)
+    spec = announce_placement(spec, console)
     with driver_lock(experiment):
         if (experiment / SPEC_COPY).exists():  # another driver got here first
             raise ConfigError(f"output: {experiment} already holds a sweep")
@@ -255,9 +269,9 @@ def run_sweep(
     return experiment
 
 
-def announce_placement(spec: SweepSpec, console: Console) -> None:
+def announce_placement(spec: SweepSpec, console: Console) -> SweepSpec:
     """Say where the trials will run; refuse a request no node can ever satisfy (before Ray
-    would wait for it forever)."""
+    would wait for it forever). Returns the spec with its GPU share settled (``auto`` sized)."""
     from iql_sweep.feasibility import check, placement
 
     place = placement(spec)
@@ -266,6 +280,8 @@ def announce_placement(spec: SweepSpec, console: Console) -> None:
     console.print(place.summary(trials), highlight=False)
     if note:
         console.print(note, highlight=False)
+    resources = spec.resources.model_copy(update={"gpus_per_trial": place.gpus})
+    return spec.model_copy(update={"resources": resources})
 
 
 def resume_sweep(
@@ -292,7 +308,7 @@ def resume_sweep(
             )
         _quiet_ray_output()
         init_ray(address, spec, experiment / RAY_LOG, verbose)
-        announce_placement(spec, console)
+        spec = announce_placement(spec, console)
         tuner = tune.Tuner.restore(
             str(experiment),
             trainable=_trainable(spec),

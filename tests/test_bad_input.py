@@ -280,7 +280,7 @@ CASES = [
     # resources
     ("cpus-zero", "resources.cpus_per_trial", 0, "resources.cpus_per_trial: Input should be g"),
     ("cpus-inf", "resources.cpus_per_trial", float("inf"), "resources.cpus_per_trial: Input sh"),
-    ("gpus-negative", "resources.gpus_per_trial", -1, "resources.gpus_per_trial: Input should"),
+    ("gpus-negative", "resources.gpus_per_trial", -1, "resources.gpus_per_trial: a number >= 0"),
     ("concurrency-zero", "resources.max_concurrent_trials", 0, "resources.max_concurrent_tria"),
     ("failures-negative", "resources.max_failures", -1, "resources.max_failures: Input should"),
     ("pack-zero", "resources.pack", 0, "resources.pack: must be a positive integer or 'auto'"),

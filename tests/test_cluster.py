@@ -130,8 +130,9 @@ def tiny_cluster_spec(name: str, dataset: str) -> dict:
         "iql": {"batch_size": 32, "hidden_dims": [32, 32]},
         "search": {"grid": {"expectile": [0.5, 0.9], "seed": [0, 1]}},
         "training": {"steps": 300, "eval_every": 150, "eval_episodes": 2},
-        # 0.5 CPU and 0.5 logical GPU per trial: two trials share each node's GPU
-        "resources": {"cpus_per_trial": 0.5, "gpus_per_trial": 0.5, "max_failures": 0},
+        # 0.5 CPU per trial and the GPU share left to 'auto' (the default): each node has one
+        # CPU per GPU, so two trials share each node's GPU, 0.5 each.
+        "resources": {"cpus_per_trial": 0.5, "max_failures": 0},
         "wandb": {"mode": "offline"},
         "output": "results",
     }
@@ -163,7 +164,15 @@ def test_sweep_through_address_uses_both_nodes(two_node_cluster, umaze_id):
         timeout=400,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Before the trials: where they run, the share 'auto' sized from the nodes' CPUs per GPU.
+    said = " ".join(result.stdout.split())
+    assert (
+        "4 trial(s), each 0.5 CPU and 0.5 GPU, 2 trials per GPU (auto), about" in said
+        and "the cluster now: 2 node(s), 2 CPUs, 2 GPUs: up to 4 at once" in said
+    ), said[:3000]
     experiment = shared / "two_nodes"
+    settled = yaml.safe_load((experiment / "sweep_spec.yaml").read_text())
+    assert settled["resources"]["gpus_per_trial"] == 0.5  # what resume will use
     trials = pd.read_csv(experiment / "report" / "trials.csv")
     assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
     nodes = set()

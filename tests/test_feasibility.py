@@ -69,3 +69,59 @@ def test_a_gpu_request_no_node_type_offers_is_refused(local_ray, umaze_id, tmp_p
     with pytest.raises(ConfigError, match=r"resources.gpus_per_trial: a trial asks for 1 GPU"):
         check(place)
     assert check(placement(_spec(umaze_id, tmp_path, gpus=0))) is None
+
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("nodes", "cpus_per_trial", "trial_gib", "expected"),
+    [
+        # CPU-bound: 8 CPUs per GPU, 1 CPU a trial -> 8 trials, each 1/8 of the GPU.
+        ([{"CPU": 8, "GPU": 1, "accelerator_type:A10G": 1}], 1.0, 1.0, (0.125, 8)),
+        # memory-bound: a T4 holds int(0.9 * 16 / 3.5) = 4 trials of 3.5 GiB.
+        ([{"CPU": 32, "GPU": 1, "accelerator_type:T4": 1}], 1.0, 3.5, (0.25, 4)),
+        # an unnamed card counts as 16 GiB; 3 trials -> a share Ray can count (1e-4 units).
+        ([{"CPU": 16, "GPU": 2}], 1.0, 4.5, (0.3333, 3)),
+        # at most 16 per GPU, and the share must fit the smaller of two node kinds.
+        ([{"CPU": 64, "GPU": 1, "accelerator_type:H100": 1}], 0.5, 0.6, (0.0625, 16)),
+        ([{"CPU": 64, "GPU": 1, "accelerator_type:H100": 1}, {"CPU": 4, "GPU": 2}], 1, 1, (0.5, 2)),
+        # no GPU anywhere: the CPU.
+        ([{"CPU": 2}], 1.0, 1.0, (0.0, 0)),
+        # a trial larger than the card still gets a whole GPU (Ray cannot give more per trial).
+        ([{"CPU": 8, "GPU": 1, "accelerator_type:T4": 1}], 1.0, 40.0, (1.0, 1)),
+    ],
+)
+def test_auto_gpu_share_is_sized_by_cpus_and_card_memory(
+    monkeypatch, umaze_id, tmp_path, nodes, cpus_per_trial, trial_gib, expected
+):
+    from iql_sweep import feasibility
+
+    spec = _spec(umaze_id, tmp_path, gpus="auto")
+    spec.resources.cpus_per_trial = cpus_per_trial
+    monkeypatch.setattr(feasibility, "trial_gpu_memory", lambda _: int(trial_gib * GIB))
+    assert feasibility.auto_gpu_share(spec, nodes, []) == expected
+    # A GPU node type the autoscaler can add counts as a GPU node.
+    if expected[1]:
+        assert feasibility.auto_gpu_share(spec, [{"CPU": 2}], nodes) == expected
+
+
+def test_a_trials_gpu_memory_grows_with_its_pack(umaze_id, tmp_path):
+    from iql_sweep.feasibility import CUDA_CONTEXT, trial_gpu_memory
+
+    def spec(pack: int):
+        return validate_spec(
+            {
+                "name": "packed",
+                "datasets": [umaze_id],
+                "iql": {"hidden_dims": [256, 256], "batch_size": 256},
+                "search": {"grid": {"expectile": [0.5, 0.7, 0.9], "beta": [1.0, 3.0, 10.0]}},
+                "training": {"steps": 20, "eval_every": 10},
+                "resources": {"pack": pack},
+                "output": str(tmp_path),
+            }
+        )
+
+    one, nine = trial_gpu_memory(spec(1)) - CUDA_CONTEXT, trial_gpu_memory(spec(9)) - CUDA_CONTEXT
+    data = 30_000 * (2 * 6 + 2 + 3) * 4  # the umaze transitions as float32 tensors
+    assert (nine - data) == pytest.approx(9 * (one - data), rel=1e-9)

@@ -1,6 +1,7 @@
 """The cluster launcher end to end on this machine: ``ray up`` of a ``local``-provider cluster
-reached over ssh on loopback (a dedicated user and key, an sshd bound to 127.0.0.1), ``ray submit``
-of the sweep entry script with a tiny spec, ``ray rsync-down`` of the results, ``ray down``.
+reached over ssh on loopback (a dedicated user and key, an sshd bound to 127.0.0.1), the literal
+``ray submit CLUSTER SPEC.yaml -- --smoke`` (with the head set up by the shipped configs' own
+commands), ``ray rsync-down`` of the results, ``ray down``.
 
 Needs root and Debian's openssh-server, rsync and netcat-openbsd (``.ci/run`` installs them).
 Everything the test creates (user, sshd, Ray processes, files) is removed afterwards.
@@ -104,6 +105,16 @@ def ssh_lab(tmp_path_factory):
         shutil.rmtree(home, ignore_errors=True)
 
 
+def submit_setup() -> list[str]:
+    """The shipped cluster configs' command that installs the ``ray submit SPEC.yaml`` shim."""
+    lines = set()
+    for name in ("gpu.yaml", "gpu-gcp.yaml"):
+        config = yaml.safe_load((ROOT / "cluster" / name).read_text())
+        lines |= {c for c in config["setup_commands"] if "cluster/submit.bash" in c}
+    assert len(lines) == 1, lines  # both configs install it, the same way
+    return sorted(lines)
+
+
 def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id):
     lab, user = ssh_lab["lab"], ssh_lab["user"]
     specs = lab / "specs"
@@ -118,7 +129,7 @@ def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id):
         "wandb": {"mode": "offline"},
         "output": "results",
     }
-    (specs / "tiny.yaml").write_text(yaml.safe_dump(spec))
+    (specs / "launched.yaml").write_text(yaml.safe_dump(spec))
     name = f"iqlsweep-test-{uuid.uuid4().hex[:6]}"
     cluster = {
         "cluster_name": name,
@@ -132,7 +143,13 @@ def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id):
         "max_workers": 0,
         "file_mounts": {"~/iql-sweep": str(ROOT), "~/specs": str(specs)},
         "rsync_exclude": ["**/.git", "**/.venv", "**/results", "**/runs", "**/__pycache__"],
-        "setup_commands": ["pip install -q --no-deps --force-reinstall ~/iql-sweep"],
+        # The shipped configs' own head set-up for `ray submit CLUSTER SPEC.yaml` (the shim in
+        # ~/.bashrc), with the results on the "shared storage" of this one-node cluster.
+        "setup_commands": [
+            "pip install -q --no-deps --force-reinstall ~/iql-sweep",
+            *submit_setup(),
+            "echo 'export IQL_SWEEP_OUTPUT=$HOME/shared/results' >> ~/.bashrc",
+        ],
         "head_start_ray_commands": [
             "ray stop",
             "ray start --head --port=6399 --num-cpus=2 --num-gpus=1 "
@@ -146,22 +163,25 @@ def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     try:
         run([ray, "up", "-y", str(config), "--no-config-cache"], env=env)
-        submitted = run(
-            [
-                ray,
-                "submit",
-                str(config),
-                str(ROOT / "sweeps" / "run.py"),
-                "--",
-                "specs/tiny.yaml",
-                "--output",
-                "results",
-            ],
-            env=env,
-        )
+        # The headline command, literally: a YAML spec as ray submit's file argument; the
+        # argument after -- is passed on (--smoke halves nothing here but must arrive).
+        submitted = run([ray, "submit", str(config), str(specs / "launched.yaml"), "--", "--smoke"],
+                        env=env)  # fmt: skip
         assert "τ \\ β" in submitted.stdout  # the report printed at the end of the sweep
+        shared = f"/home/{user}/shared/results/launched-smoke"
+        assert f"results go to {shared} on the head" in submitted.stdout
+        assert f"fetch them with: ray rsync-down CLUSTER.yaml {shared} ./results/" in (
+            submitted.stdout
+        )
+        # The long form through the entry script still works (a second, tiny sweep).
+        long_form = run(
+            [ray, "submit", str(config), str(ROOT / "sweeps" / "run.py"), "--",
+             "specs/launched.yaml", "--output", "results"],
+            env=env,
+        )  # fmt: skip
+        assert "τ \\ β" in long_form.stdout
         down_dir = lab / "down"
-        run([ray, "rsync-down", str(config), "~/results/", str(down_dir)], env=env)
+        run([ray, "rsync-down", str(config), shared + "/", str(down_dir / "launched")], env=env)
     finally:
         subprocess.run([ray, "down", "-y", str(config)], env=env, capture_output=True, timeout=300)
         for leftover in (f"cluster-{name}.state", f"cluster-{name}.lock"):

@@ -18,6 +18,7 @@ from iql_sweep.data.pointmaze import (
     make_collection_env,
     reference_return,
 )
+from iql_sweep.data.remote import DownloadReport, download
 from iql_sweep.errors import ConfigError
 from iql_sweep.progress import step_progress
 
@@ -130,11 +131,12 @@ def make_dataset(
     )
 
 
-def ensure_dataset(dataset_id: str, progress: bool = True) -> MakeReport | None:
-    """Make a generatable dataset that is missing locally; no-op when present."""
+def ensure_dataset(dataset_id: str, progress: bool = True) -> MakeReport | DownloadReport | None:
+    """Bring a missing dataset into the Minari root: make it when the project has its recipe,
+    else download it from Minari's remote; no-op (None) when present."""
     if dataset_id in local_dataset_ids():
         return None
     name = name_for_id(dataset_id)
     if name is None:
-        return None
+        return download(dataset_id)
     return make_dataset(name, progress=progress)

@@ -1,0 +1,144 @@
+"""Minari's remote (``$MINARI_REMOTE``, by default the Hugging Face organisation
+``hf://farama-minari``): is it reachable, what does it offer, download a dataset into the local
+Minari root.
+
+Minari and ``huggingface_hub`` do the listing and the download. What this module adds: one quick
+reachability probe (a TCP connection with a 3 s timeout; without it ``huggingface_hub`` retries a
+dead network for about 25 s per call), and errors that say what is local and how to copy a
+dataset in by hand.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from iql_sweep.data.minari_io import _ID_RE, dataset_path, local_dataset_ids, minari_root
+from iql_sweep.errors import DatasetNotFoundError, IQLSweepError
+
+DEFAULT_REMOTE = "hf://farama-minari"
+PROBE_TIMEOUT_S = 3.0
+
+
+class RemoteUnreachableError(IQLSweepError, ConnectionError):
+    """Minari's remote cannot be reached from this machine."""
+
+
+@dataclass
+class DownloadReport:
+    """What :func:`download` did, for the console."""
+
+    dataset_id: str
+    remote: str
+    bytes: int
+    seconds: float
+
+
+def remote_name() -> str:
+    """The remote Minari uses: ``$MINARI_REMOTE`` or Farama's Hugging Face organisation."""
+    return os.environ.get("MINARI_REMOTE") or DEFAULT_REMOTE
+
+
+def _endpoint(remote: str) -> str:
+    """The URL the remote's client talks to."""
+    if remote.startswith("gcp://"):
+        return os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT  # HF_ENDPOINT, else https://huggingface.co
+
+
+@functools.cache
+def unreachable_reason(remote: str) -> str | None:
+    """None when the remote's server accepts a connection; else why not (probed once)."""
+    endpoint = _endpoint(remote)
+    url = urlparse(endpoint if "://" in endpoint else "http://" + endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=PROBE_TIMEOUT_S):
+            return None
+    except OSError as err:
+        return f"{url.hostname}:{port}: {err.strerror or err}"
+
+
+def offline_help(dataset_ids: list[str]) -> str:
+    """What is local, and how to bring a dataset in without this machine reaching the remote."""
+    present = local_dataset_ids()
+    listing = ", ".join(present) if present else "none"
+    example = dataset_ids[0] if dataset_ids else "D4RL/antmaze/umaze-v1"
+    return (
+        f"Datasets present under the Minari root {minari_root()}: {listing}. To bring one in: "
+        f"on a machine with internet run 'iql-sweep datasets download {example}' (or 'minari "
+        f"download {example}'), then copy its folder ~/.minari/datasets/{example} to "
+        f"{minari_root() / example} here; or point MINARI_REMOTE at a reachable mirror; or run "
+        "the offline version of the benchmark on a dataset the project makes (e.g. "
+        "sweeps/tau_ablation_local.yaml)."
+    )
+
+
+def _check_reachable(remote: str, dataset_ids: list[str]) -> None:
+    reason = unreachable_reason(remote)
+    if reason is not None:
+        raise RemoteUnreachableError(
+            f"Minari's remote {remote} cannot be reached ({reason}). " + offline_help(dataset_ids)
+        )
+
+
+def remote_datasets(prefix: str | None = None) -> dict[str, dict]:
+    """The remote's datasets (id → metadata), optionally those whose id starts with ``prefix``."""
+    import minari
+
+    remote = remote_name()
+    _check_reachable(remote, [])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Minari's notes about malformed repositories
+            return dict(minari.list_remote_datasets(remote_path=remote, prefix=prefix))
+    except ImportError as err:
+        raise RemoteUnreachableError(f"{err}; reinstall iql-sweep (it needs minari[hf])") from err
+    except Exception as err:  # noqa: BLE001 - network and server errors of several libraries
+        raise RemoteUnreachableError(
+            f"listing Minari's remote {remote} failed: {type(err).__name__}: {err}"
+        ) from err
+
+
+@functools.cache
+def on_remote(dataset_id: str) -> bool:
+    """Whether the remote offers exactly this id (one listing per name, remembered)."""
+    versionless = dataset_id.rsplit("-v", 1)[0]
+    return dataset_id in remote_datasets(prefix=versionless)
+
+
+def download(dataset_id: str, force: bool = False) -> DownloadReport | None:
+    """Download one dataset from the remote into the Minari root (progress bars from
+    ``huggingface_hub``); None when it is already local and not ``force``."""
+    import minari
+
+    if not _ID_RE.match(dataset_id):
+        dataset_path(dataset_id)  # raises the id error
+    if dataset_id in local_dataset_ids() and not force:
+        return None
+    remote = remote_name()
+    _check_reachable(remote, [dataset_id])
+    if not on_remote(dataset_id):
+        offered = sorted(remote_datasets(prefix=dataset_id.split("/")[0]))
+        raise DatasetNotFoundError(
+            f"dataset: {dataset_id!r} is not on Minari's remote {remote}; it offers "
+            + (", ".join(offered[:20]) + (" ..." if len(offered) > 20 else "") or "nothing")
+        )
+    start = time.perf_counter()
+    try:
+        minari.download_dataset(f"{remote}/{dataset_id}", force_download=force)
+    except Exception as err:  # noqa: BLE001 - network, server and version errors
+        raise RemoteUnreachableError(
+            f"downloading {dataset_id} from {remote} failed: {type(err).__name__}: {err}. "
+            + offline_help([dataset_id])
+        ) from err
+    folder = minari_root() / dataset_id / "data"
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return DownloadReport(dataset_id, remote, size, time.perf_counter() - start)
