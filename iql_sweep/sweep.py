@@ -172,20 +172,18 @@ def prepare_datasets(spec: SweepSpec, console: Console) -> None:
 
     obtained = False
     for dataset_id in spec.datasets:
-        console.print(f"dataset {dataset_id}: ", end="")
-        report = ensure_dataset(dataset_id, progress=False)
+        report = ensure_dataset(dataset_id, progress=False)  # downloads show their own progress
         obtained = obtained or report is not None
         if report is None:
-            console.print("present")
+            said = "present"
         elif isinstance(report, MakeReport):
-            console.print(
-                f"was missing; made it ({report.steps} steps, {report.episodes} episodes)"
-            )
+            said = f"was missing; made it ({report.steps} steps, {report.episodes} episodes)"
         else:
-            console.print(
+            said = (
                 f"was missing; downloaded {report.bytes / 2**20:.1f} MiB from {report.remote} "
                 f"in {report.seconds:.1f} s"
             )
+        console.print(f"dataset {dataset_id}: {said}", highlight=False)
     if obtained:
         problems = dataset_content_errors(spec)
         if problems:

@@ -37,8 +37,10 @@ def test_bad_training_inputs_name_the_field(umaze_id, tmp_path, args, message):
 def test_unknown_dataset_lists_local_ones(umaze_id, tmp_path):
     result = run("train", "--dataset", "D4RL/pen/human-v2", "--out", str(tmp_path / "x"))
     assert result.exit_code == 2
-    assert "dataset: 'D4RL/pen/human-v2' is not in the local Minari root" in result.output
-    assert umaze_id in result.output
+    text = " ".join(result.output.split())
+    lead = "dataset: 'D4RL/pen/human-v2' is not in the local Minari root and Minari's remote"
+    assert lead in text
+    assert "cannot be reached" in text and umaze_id in text  # what is local
 
 
 def test_tiny_training_run_writes_metrics_and_checkpoint(umaze_id, tmp_path):

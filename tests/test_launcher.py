@@ -181,6 +181,7 @@ def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id):
         )  # fmt: skip
         assert "τ \\ β" in long_form.stdout
         down_dir = lab / "down"
+        down_dir.mkdir()
         run([ray, "rsync-down", str(config), shared + "/", str(down_dir / "launched")], env=env)
     finally:
         subprocess.run([ray, "down", "-y", str(config)], env=env, capture_output=True, timeout=300)

@@ -84,8 +84,14 @@ def offline_help(dataset_ids: list[str]) -> str:
 def _check_reachable(remote: str, dataset_ids: list[str]) -> None:
     reason = unreachable_reason(remote)
     if reason is not None:
+        lead = (
+            f"dataset: {dataset_ids[0]!r} is not in the local Minari root and "
+            if dataset_ids
+            else ""
+        )
         raise RemoteUnreachableError(
-            f"Minari's remote {remote} cannot be reached ({reason}). " + offline_help(dataset_ids)
+            f"{lead}Minari's remote {remote} cannot be reached ({reason}). "
+            + offline_help(dataset_ids)
         )
 
 
