@@ -1,4 +1,7 @@
-"""Shared fixtures: a private Minari root and cache, and one small generated PointMaze dataset."""
+"""Shared fixtures: a private Minari root and cache, and one small generated PointMaze dataset.
+
+No test reaches the internet: Minari's Hugging Face remote points at a closed loopback port
+unless a test starts its stand-in hub (tests/hub_standin.py) and points a child process at it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,10 @@ from pathlib import Path
 import pytest
 
 SMALL_STEPS = 30_000
+
+# Before anything imports huggingface_hub (it reads the endpoint once, at import).
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 
 @pytest.fixture(scope="session", autouse=True)
