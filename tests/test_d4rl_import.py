@@ -65,7 +65,8 @@ def test_episode_bounds_split_at_terminals_timeouts_and_the_end():
 
 
 @pytest.mark.parametrize("with_next", [False, True], ids=["no-next-obs", "next-obs"])
-def test_import_matches_an_independent_split(tmp_path, with_next):
+def test_import_matches_an_independent_split(tmp_path, with_next, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # a private root
     path = tmp_path / "hopper_medium-v2.hdf5"
     arrays = write_d4rl_file(path, with_next)
     dataset_id = f"d4rl/hopper/medium{'-next' if with_next else ''}-v2"
@@ -101,7 +102,8 @@ def test_import_matches_an_independent_split(tmp_path, with_next):
     assert f"({left_out} steps cut by a timeout left out)" in result.stdout
 
 
-def test_an_imported_dataset_trains_and_evaluates_on_hopper(tmp_path):
+def test_an_imported_dataset_trains_and_evaluates_on_hopper(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # a private root
     path = tmp_path / "hopper_medium-v2.hdf5"
     write_d4rl_file(path, next_observations=False, seed=1)
     imported = cli("datasets", "import-d4rl", str(path), "--id", "d4rl/hopper/train-v2",
@@ -122,7 +124,8 @@ def test_an_imported_dataset_trains_and_evaluates_on_hopper(tmp_path):
         assert row["return_mean"] != 0  # Hopper-v5 really ran
 
 
-def test_bad_imports_are_refused_with_one_line(tmp_path):
+def test_bad_imports_are_refused_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # a private root
     path = tmp_path / "hopper_medium-v2.hdf5"
     write_d4rl_file(path, next_observations=False)
     broken = tmp_path / "broken.hdf5"

@@ -111,7 +111,10 @@ def write_port(dataset_id: str, episodes: int = 3, steps: int = 80) -> None:
 
 
 @pytest.mark.parametrize("dataset_id", sorted(LAYOUTS))
-def test_a_d4rl_port_layout_loads_trains_and_evaluates(dataset_id, tmp_path):
+def test_a_d4rl_port_layout_loads_trains_and_evaluates(dataset_id, tmp_path, monkeypatch):
+    # A private Minari root: these ids must stay absent from the session's (other tests ask for
+    # them as missing datasets).
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     env_id, kwargs, width, preset = LAYOUTS[dataset_id]
     write_port(dataset_id)
     dataset = minari.load_dataset(dataset_id)
