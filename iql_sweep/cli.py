@@ -103,7 +103,6 @@ def train(
 ) -> None:
     """Train IQL on one dataset (then optionally fine-tune online), evaluating periodically and
     checkpointing."""
-    from iql_sweep.data.minari_io import dataset_path, local_dataset_ids
     from iql_sweep.training import cli_trial, resolve_device
     from iql_sweep.training import train as run_training
     from iql_sweep.trial_config import RunSettings
@@ -131,7 +130,7 @@ def train(
         tag = f"tau{cfg.expectile}-beta{cfg.beta}-seed{seed}"
         if out is not None:
             _writable_folder(out, "--out")
-        dataset_path(dataset) if dataset in local_dataset_ids() else _obtain(dataset)
+        _obtain(dataset)  # present: nothing; else made or downloaded; a bad id: its error
         summary = run_training(
             dataset,
             settings,

@@ -23,6 +23,7 @@ GPU_MEMORY_GIB = {
 UNKNOWN_GPU_GIB = 16
 MAX_TRIALS_PER_GPU = 16
 CUDA_CONTEXT = GIB // 2  # the CUDA context and torch's kernels, per trial process
+PROCESS = GIB // 2  # a trial process itself: torch, gymnasium, the evaluation envs
 
 
 @dataclass(frozen=True)
@@ -90,18 +91,12 @@ def _data_and_model_bytes(spec: SweepSpec) -> tuple[int, int]:
     return data_bytes, worst
 
 
-def trial_memory(spec: SweepSpec) -> int:
-    """A generous estimate of one trial's host memory (the process itself: torch, gymnasium,
-    the evaluation envs, about 0.5 GiB)."""
-    data, model = _data_and_model_bytes(spec)
-    return data + model + GIB // 2
-
-
-def trial_gpu_memory(spec: SweepSpec) -> int:
-    """A generous estimate of one trial's GPU memory: data and pack on the card, plus the CUDA
+def trial_memory(spec: SweepSpec) -> tuple[int, int]:
+    """Generous estimates of one trial's memory, (host, GPU): its data and its pack, plus on the
+    host the process itself (torch, gymnasium, the evaluation envs), on the GPU the CUDA
     context."""
     data, model = _data_and_model_bytes(spec)
-    return data + model + CUDA_CONTEXT
+    return data + model + PROCESS, data + model + CUDA_CONTEXT
 
 
 def _card_bytes(node: dict[str, float]) -> int:
@@ -112,19 +107,22 @@ def _card_bytes(node: dict[str, float]) -> int:
 
 
 def auto_gpu_share(
-    spec: SweepSpec, nodes: list[dict[str, float]], autoscaling: list[dict[str, float]]
+    need: int,
+    cpus_per_trial: float,
+    nodes: list[dict[str, float]],
+    autoscaling: list[dict[str, float]],
 ) -> tuple[float, int]:
-    """``gpus_per_trial: auto``: (share, trials per GPU), or (0, 0) when no node (present or
-    addable) has a GPU. Trials per GPU: as many as the card's memory holds (90 %, the trial's
-    estimate each) and the node's CPUs per GPU allow, at most 16; the share fits every GPU node."""
+    """``gpus_per_trial: auto`` for trials needing ``need`` bytes of GPU memory and
+    ``cpus_per_trial`` CPUs: (share, trials per GPU), or (0, 0) when no node (present or addable)
+    has a GPU. Trials per GPU: as many as the card's memory holds (90 %) and the node's CPUs per
+    GPU allow, at most 16; the share fits every GPU node."""
     gpu_nodes = [n for n in [*nodes, *autoscaling] if n.get("GPU", 0) > 0]
     if not gpu_nodes:
         return 0.0, 0
-    need = trial_gpu_memory(spec)
     fits = []
     for node in gpu_nodes:
         cpus_per_gpu = node.get("CPU", 0) / node["GPU"]
-        by_cpu = int(cpus_per_gpu // spec.resources.cpus_per_trial)
+        by_cpu = int(cpus_per_gpu // cpus_per_trial)
         by_memory = int(0.9 * _card_bytes(node) // need)
         fits.append(max(1, min(by_cpu, by_memory, MAX_TRIALS_PER_GPU)))
     per_gpu = min(fits)
@@ -145,13 +143,14 @@ def placement(spec: SweepSpec) -> Placement:
             groups = [dict(g.resources) for g in config.node_group_configs if g.max_count != 0]
     except Exception:  # noqa: BLE001 - without an autoscaler the cluster is what it is
         groups = []
+    host, device = trial_memory(spec)
     gpus, per_gpu = spec.resources.gpu_share, 0
     if spec.resources.gpus_per_trial == "auto":
-        gpus, per_gpu = auto_gpu_share(spec, nodes, groups)
+        gpus, per_gpu = auto_gpu_share(device, spec.resources.cpus_per_trial, nodes, groups)
     return Placement(
         cpus=spec.resources.cpus_per_trial,
         gpus=gpus,
-        memory=trial_memory(spec),
+        memory=host,
         nodes=nodes,
         autoscaling=groups,
         trials_per_gpu=per_gpu,

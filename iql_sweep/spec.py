@@ -492,8 +492,7 @@ def _remote_dataset_errors(where: str, dataset_id: str) -> list[str]:
         if on_remote(dataset_id):
             return []
     except RemoteUnreachableError as err:
-        reason = str(err).split(". ", 1)[0]
-        return [f"{lead} {reason}. {offline_help([dataset_id])}"]
+        return [f"{lead} {err.headline}. {offline_help([dataset_id])}"]
     return [f"{lead} Minari's remote {remote_name()} does not offer it (check the id)"]
 
 

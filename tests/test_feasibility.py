@@ -93,21 +93,19 @@ GIB = 2**30
     ],
 )
 def test_auto_gpu_share_is_sized_by_cpus_and_card_memory(
-    monkeypatch, umaze_id, tmp_path, nodes, cpus_per_trial, trial_gib, expected
+    nodes, cpus_per_trial, trial_gib, expected
 ):
-    from iql_sweep import feasibility
+    from iql_sweep.feasibility import auto_gpu_share
 
-    spec = _spec(umaze_id, tmp_path, gpus="auto")
-    spec.resources.cpus_per_trial = cpus_per_trial
-    monkeypatch.setattr(feasibility, "trial_gpu_memory", lambda _: int(trial_gib * GIB))
-    assert feasibility.auto_gpu_share(spec, nodes, []) == expected
+    need = int(trial_gib * GIB)
+    assert auto_gpu_share(need, cpus_per_trial, nodes, []) == expected
     # A GPU node type the autoscaler can add counts as a GPU node.
     if expected[1]:
-        assert feasibility.auto_gpu_share(spec, [{"CPU": 2}], nodes) == expected
+        assert auto_gpu_share(need, cpus_per_trial, [{"CPU": 2}], nodes) == expected
 
 
 def test_a_trials_gpu_memory_grows_with_its_pack(umaze_id, tmp_path):
-    from iql_sweep.feasibility import CUDA_CONTEXT, trial_gpu_memory
+    from iql_sweep.feasibility import CUDA_CONTEXT, trial_memory
 
     def spec(pack: int):
         return validate_spec(
@@ -122,6 +120,6 @@ def test_a_trials_gpu_memory_grows_with_its_pack(umaze_id, tmp_path):
             }
         )
 
-    one, nine = trial_gpu_memory(spec(1)) - CUDA_CONTEXT, trial_gpu_memory(spec(9)) - CUDA_CONTEXT
+    one, nine = (trial_memory(spec(k))[1] - CUDA_CONTEXT for k in (1, 9))
     data = 30_000 * (2 * 6 + 2 + 3) * 4  # the umaze transitions as float32 tensors
     assert (nine - data) == pytest.approx(9 * (one - data), rel=1e-9)

@@ -26,7 +26,12 @@ PROBE_TIMEOUT_S = 3.0
 
 
 class RemoteUnreachableError(IQLSweepError, ConnectionError):
-    """Minari's remote cannot be reached from this machine."""
+    """Minari's remote cannot be reached from this machine: what failed (``headline``), then
+    the advice on working without it."""
+
+    def __init__(self, headline: str, advice: str = "") -> None:
+        super().__init__(f"{headline}. {advice}" if advice else headline)
+        self.headline = headline
 
 
 @dataclass
@@ -90,8 +95,8 @@ def _check_reachable(remote: str, dataset_ids: list[str]) -> None:
             else ""
         )
         raise RemoteUnreachableError(
-            f"{lead}Minari's remote {remote} cannot be reached ({reason}). "
-            + offline_help(dataset_ids)
+            f"{lead}Minari's remote {remote} cannot be reached ({reason})",
+            offline_help(dataset_ids),
         )
 
 
@@ -142,8 +147,8 @@ def download(dataset_id: str, force: bool = False) -> DownloadReport | None:
         minari.download_dataset(f"{remote}/{dataset_id}", force_download=force)
     except Exception as err:  # noqa: BLE001 - network, server and version errors
         raise RemoteUnreachableError(
-            f"downloading {dataset_id} from {remote} failed: {type(err).__name__}: {err}. "
-            + offline_help([dataset_id])
+            f"downloading {dataset_id} from {remote} failed: {type(err).__name__}: {err}",
+            offline_help([dataset_id]),
         ) from err
     folder = minari_root() / dataset_id / "data"
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
