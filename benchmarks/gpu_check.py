@@ -29,9 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iql_sweep.data.replay import ReplayBuffer  # noqa: E402
 from iql_sweep.iql.config import Member, make_config  # noqa: E402
 from iql_sweep.iql.learner import IQLLearner  # noqa: E402
+from iql_sweep.iql.replay import ReplayBuffer  # noqa: E402
 
 TAUS, BETAS = (0.5, 0.7, 0.9), (0.5, 3.0, 10.0)
 

@@ -14,10 +14,10 @@ import torch
 from _common import calls_per_second, random_transitions
 from torch.utils.flop_counter import FlopCounterMode
 
-from iql_sweep.data.replay import ReplayBuffer
 from iql_sweep.iql.config import Member, make_config
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.reference import IQLAgent
+from iql_sweep.iql.replay import ReplayBuffer
 
 OBS, ACT, N, B, H = 11, 3, 100_000, 256, 256
 

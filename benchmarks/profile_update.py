@@ -14,10 +14,10 @@ import torch
 from _common import random_transitions
 from torch.profiler import ProfilerActivity, profile
 
-from iql_sweep.data.replay import ReplayBuffer
 from iql_sweep.iql.config import Member, make_config
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.reference import IQLAgent
+from iql_sweep.iql.replay import ReplayBuffer
 
 OBS, ACT, N = 11, 3, 100_000
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "mkldnn", "mkl_linear")

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from _common import calls_per_second, print_medians, random_transitions
 
-from iql_sweep.data.replay import ReplayBuffer
 from iql_sweep.iql.config import Member, make_config
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.reference import IQLAgent
+from iql_sweep.iql.replay import ReplayBuffer
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDE_VENV = ROOT / ".venv-d3rlpy"

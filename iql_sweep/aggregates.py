@@ -1,6 +1,7 @@
 """The report's interval estimates, built from the trials table: per configuration (tau, beta and
 any other searched hyper-parameter) on each dataset and across datasets, for the last and the
-best evaluation; the probabilities of improvement a tau or beta ablation asks about; the best
+best evaluation; the probabilities of improvement an ablation asks about (tau, beta or any other
+searched setting, e.g. normalize_observations, against its baseline value); the best
 configuration against each other one; performance profiles; the expected best score after
 trying B configurations; and what is missing.
 
@@ -28,7 +29,7 @@ class Aggregates:
     """The tables (and the profile curves) the report writes."""
 
     intervals: pd.DataFrame  # one row per scope x configuration x score x metric
-    improvement: pd.DataFrame  # tau / beta ablation pairs
+    improvement: pd.DataFrame  # ablation pairs: each searched setting against its baseline
     best_vs_others: pd.DataFrame
     expected_max: pd.DataFrame
     profiles: pd.DataFrame  # threshold curves per configuration (last score, all datasets)
@@ -67,8 +68,11 @@ def compute(
     reps: int = stats.DEFAULT_REPS,
     seed: int = 0,
     beta_baseline: float | None = None,
+    baselines: dict[str, Any] | None = None,
 ) -> Aggregates:
-    """Every table of the report's statistics from the trials table (see the module docs)."""
+    """Every table of the report's statistics from the trials table (see the module docs).
+    ``baselines``: the value each searched setting other than tau and beta is compared against
+    (default: its smallest value, ``False`` for a switch)."""
     keys = ["expectile", "beta", *[k for k in keys if k not in ("expectile", "beta")]]
     finished = trials[(trials["status"] == "TERMINATED") & (trials["evaluations"] > 0)]
     configs = (
@@ -125,7 +129,7 @@ def compute(
                     )
     intervals = pd.DataFrame(rows)
     completeness = pd.DataFrame(complete)
-    improvement = _ablation_pairs(scores_of, keys, reps, seed, beta_baseline)
+    improvement = _ablation_pairs(scores_of, keys, reps, seed, beta_baseline, baselines or {})
     best = _best_vs_others(intervals, scores_of, reps, seed)
     agg = Aggregates(
         intervals=intervals,
@@ -157,16 +161,30 @@ def _pair(first, second, reps, seed, **info) -> dict[str, Any] | None:
     }
 
 
-def _ablation_pairs(scores_of, keys, reps, seed, beta_baseline) -> pd.DataFrame:
-    """Each tau against tau = 0.5 (at every beta) and each beta against the baseline beta (the
-    spec's first; at every tau), for the last and the best evaluation."""
+def _baseline(values: set[Any], preferred: Any) -> Any:
+    """The preferred baseline when it was searched, else the smallest value (None if empty)."""
+    if preferred is not None and preferred in values:
+        return preferred
+    return min(values) if values else None
+
+
+def _ablation_pairs(scores_of, keys, reps, seed, beta_baseline, baselines) -> pd.DataFrame:
+    """Each tau against tau = 0.5 (at every beta), each beta against the baseline beta (the
+    spec's first; at every tau), and each value of any other searched setting against its
+    baseline (at every other configuration), for the last and the best evaluation."""
     rows = []
     configs = {lbl: cfg for (lbl, _), (cfg, _) in scores_of.items()}
-    betas = sorted({c["beta"] for c in configs.values()})
-    base_beta = beta_baseline if beta_baseline in betas else (betas[0] if betas else None)
+    base_beta = _baseline({c["beta"] for c in configs.values()}, beta_baseline)
+    varied = [("expectile", 0.5), ("beta", base_beta)]
+    for key in keys:
+        if key not in ("expectile", "beta"):
+            values = {c[key] for c in configs.values()}
+            if len(values) > 1:
+                varied.append((key, _baseline(values, baselines.get(key))))
+    names = {"expectile": "τ", "beta": "β"}
     for kind in SCORES:
         for lbl, cfg in configs.items():
-            for vary, base in (("expectile", 0.5), ("beta", base_beta)):
+            for vary, base in varied:
                 if base is None or cfg[vary] == base:
                     continue
                 ref = {**cfg, vary: base}
@@ -178,7 +196,7 @@ def _ablation_pairs(scores_of, keys, reps, seed, beta_baseline) -> pd.DataFrame:
                     scores_of[(ref_lbl, kind)],
                     reps,
                     seed,
-                    ablation="τ" if vary == "expectile" else "β",
+                    ablation=names.get(vary, vary),
                     score=kind,
                     comparison=f"{lbl} vs {ref_lbl}",
                     x=lbl,

@@ -100,6 +100,15 @@ def train(
         bool,
         typer.Option(help="The fast path: torch.compile (CPU), one captured CUDA graph (GPU)."),
     ] = False,
+    normalize_observations: Annotated[
+        bool | None,
+        typer.Option(
+            "--normalize-observations/--no-normalize-observations",
+            help="Observations shifted and scaled by the dataset's mean and std + 1e-3 "
+            "[default: the preset's].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train IQL on one dataset (then optionally fine-tune online), evaluating periodically and
     checkpointing."""
@@ -107,7 +116,12 @@ def train(
     from iql_sweep.training import train as run_training
     from iql_sweep.trial_config import RunSettings
 
-    overrides = {"expectile": expectile, "beta": beta, "batch_size": batch_size}
+    overrides = {
+        "expectile": expectile,
+        "beta": beta,
+        "batch_size": batch_size,
+        "normalize_observations": normalize_observations,
+    }
     try:
         # Every input is checked before any data is read.
         try:

@@ -1,5 +1,5 @@
 """Online fine-tuning after offline training: the collector that steps the environment and grows
-the learner's replay buffer (:class:`~iql_sweep.data.replay.ReplayBuffer`), which starts as the
+the learner's replay buffer (:class:`~iql_sweep.iql.replay.ReplayBuffer`), which starts as the
 offline data.
 
 The paper's protocol: after offline pre-training, the same IQL losses go on, on a buffer holding
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from iql_sweep.data.minari_io import flatten_observations
-from iql_sweep.data.replay import ReplayBuffer
 from iql_sweep.data.transitions import Transitions
 from iql_sweep.evaluation import dataset_env_spec, to_env_action
+from iql_sweep.iql.replay import ReplayBuffer
 
 #: Offsets that keep the online streams apart from the sampler and the evaluation episodes.
 ACTION_SEED_OFFSET = 20_000
@@ -131,19 +131,20 @@ class OnlineCollector:
         if not state["in_episode"]:
             return
         obs = self._reset()
-        rows = buffer.split(buffer.storage[self.episode_start : buffer.size])
+        rows = buffer.raw_rows(self.episode_start, buffer.size)
         actions = rows["actions"].cpu().numpy()
         for action in actions:
             raw, *_ = self.env.step(self._to_env_action(action))
             obs = self._flat(raw)
         saved = rows["next_observations"][-1].cpu().numpy()
-        if len(actions) and not np.allclose(obs, saved, atol=1e-5):
+        if len(actions) and not np.allclose(obs, saved, rtol=1e-5, atol=1e-5):
             raise RuntimeError(
                 f"{self.dataset_id}: replaying the interrupted episode did not reproduce its "
                 "last observation; the environment is not deterministic, so this fine-tuning "
                 "run cannot resume exactly mid-episode"
             )
-        self.obs = saved.astype(np.float32)
+        # the replayed observation itself: the stored one may be normalised (float32 rounding)
+        self.obs = np.asarray(obs, dtype=np.float32)
 
     def close(self) -> None:
         self.env.close()

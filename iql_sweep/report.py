@@ -264,19 +264,20 @@ class ReportFiles:
     aggregates: Aggregates | None = None
 
 
-def _spec_facts(experiment: Path, trials: pd.DataFrame) -> tuple[list[str], float | None, str]:
-    """The sweep's datasets (also those without a single trial yet), the baseline beta of a
-    beta ablation (the spec's first) and the spec's text, from the experiment's copy."""
+def _spec_facts(experiment: Path, trials: pd.DataFrame) -> tuple[list[str], dict[str, Any], str]:
+    """The sweep's datasets (also those without a single trial yet), the baseline of each
+    grid dimension's ablation (the spec's first value) and the spec's text, from the
+    experiment's copy."""
     copy = experiment / "sweep_spec.yaml"
     datasets = list(dict.fromkeys(trials["dataset"])) if len(trials) else []
     if not copy.is_file():
-        return datasets, None, ""
+        return datasets, {}, ""
     text = copy.read_text()
     spec = yaml.safe_load(text) or {}
     listed = [d for d in spec.get("datasets", []) if isinstance(d, str)]
     grid = (spec.get("search") or {}).get("grid") or {}
-    betas = grid.get("beta") or []
-    return list(dict.fromkeys(listed + datasets)), (betas[0] if betas else None), text
+    baselines = {k: v[0] for k, v in grid.items() if isinstance(v, list) and v}
+    return list(dict.fromkeys(listed + datasets)), baselines, text
 
 
 def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0) -> ReportFiles:
@@ -296,12 +297,18 @@ def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
     _atomic_write(folder / "pivot_best.csv", lambda p: pivot(summary, "best_mean").to_csv(p))
     if not results.history.empty:
         _atomic_write(folder / "curves.csv", lambda p: results.history.to_csv(p, index=False))
-    datasets, beta_baseline, spec_text = _spec_facts(experiment, results.trials)
+    datasets, baselines, spec_text = _spec_facts(experiment, results.trials)
     agg = None
     if not results.trials.empty:
         keys = [k for k in results.extra_keys if k != "max_steps"]
         agg = aggregates.compute(
-            results.trials, datasets, keys, reps=reps, seed=seed, beta_baseline=beta_baseline
+            results.trials,
+            datasets,
+            keys,
+            reps=reps,
+            seed=seed,
+            beta_baseline=baselines.get("beta"),
+            baselines=baselines,
         )
         tables = {
             "aggregates.csv": agg.intervals,

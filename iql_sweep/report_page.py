@@ -102,7 +102,7 @@ def write_page(
             "only.</p>",
             "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in agg.notes) + "</ul>",
             _table(_interval_table(agg), "intervals"),
-            "<h3>Probability of improvement (τ and β ablations)</h3>",
+            "<h3>Probability of improvement (each searched setting against its baseline)</h3>",
             _table(agg.improvement, "improvement"),
             "<h3>The best configuration against each other one</h3>",
             _table(agg.best_vs_others, "best-vs-others"),

@@ -193,7 +193,8 @@ def train(
             checkpoint, used, skipped = found
             for reason in skipped:
                 notify(f"{reason}; resuming from {used.name} instead")
-            saved = checkpoint["config"]
+            # fields added since the checkpoint was written take their defaults
+            saved = IQLConfig(**checkpoint["config"]).model_dump(mode="json")
             if saved != resolved:
                 changed = sorted(k for k, v in resolved.items() if saved.get(k) != v)
                 raise ConfigError(
@@ -217,6 +218,9 @@ def train(
             "preset": trial.preset_name,
             "speed": run.learner.speed,
         }
+        stats = run.learner.obs_stats
+        if stats is not None:
+            info["observation_stats"] = stats.state()
         (out / "config.json").write_text(json.dumps(info, indent=2))
     result = run.loop(all_sinks, progress=progress).run(checkpoint)
     return summarize(dataset_id, result.history[0], out, result.wall_seconds)

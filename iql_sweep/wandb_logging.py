@@ -9,6 +9,7 @@ error is logged and that trial continues unlogged: W&B never fails a sweep.
 
 from __future__ import annotations
 
+import functools
 import logging
 import netrc
 import os
@@ -17,7 +18,9 @@ from typing import Any
 
 from ray.tune import Callback
 
+from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.iql.learner import METRIC_KEYS
+from iql_sweep.iql.observations import ObservationStats
 from iql_sweep.spec import WandbSettings
 from iql_sweep.trial_config import TrialConfig
 
@@ -69,6 +72,12 @@ def reachable(timeout: float = 5.0) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _observation_stats(dataset: str) -> dict[str, list[float]]:
+    """The observation statistics a trial on ``dataset`` computes (the driver has the data)."""
+    return ObservationStats.of(load_transitions(dataset).observations).state()
+
+
 class WandbTrialLogger(Callback):
     """Ray Tune callback: opens, feeds and closes one W&B run per trial."""
 
@@ -103,6 +112,7 @@ class WandbTrialLogger(Callback):
         }
         out = []
         for k, cfg, member in config.configurations():
+            stats = _observation_stats(config.dataset) if cfg.normalize_observations else None
             run_config = {
                 **common,
                 "expectile": cfg.expectile,
@@ -111,6 +121,8 @@ class WandbTrialLogger(Callback):
                 "configuration": f"τ {cfg.expectile:g}, β {cfg.beta:g}",  # dashboard groups
                 "iql": cfg.model_dump(mode="json"),
             }
+            if stats is not None:  # the statistics the trial normalises with (same data)
+                run_config["observation_stats"] = stats
             if config.packed:
                 run_config["pack_member"] = k
             run_id = config.member_id(trial.trial_id, k)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from iql_sweep.data.replay import ReplayBuffer
 from iql_sweep.iql.config import IQLConfig, Member, make_config
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.reference import IQLAgent
+from iql_sweep.iql.replay import ReplayBuffer
 
 OBS, ACT = 6, 2  # PointMaze's shapes, as the tests on generated data
 

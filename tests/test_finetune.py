@@ -9,9 +9,9 @@ import torch
 
 from iql_sweep.checkpoint import load_checkpoint
 from iql_sweep.data.minari_io import load_transitions
-from iql_sweep.data.replay import FIELDS, ReplayBuffer, split_rows
 from iql_sweep.data.transitions import reward_transform
 from iql_sweep.errors import ConfigError
+from iql_sweep.iql.replay import FIELDS, ReplayBuffer, split_rows
 from iql_sweep.training import train
 from iql_sweep.trial_config import RunSettings
 from tests.interrupt import kill_update_at

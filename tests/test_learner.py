@@ -13,11 +13,11 @@ from iql_sweep.checkpoint import (
     load_checkpoint,
     value_function,
 )
-from iql_sweep.data.replay import ReplayBuffer
 from iql_sweep.errors import ConfigError
 from iql_sweep.iql.config import Member
 from iql_sweep.iql.learner import METRIC_KEYS, IQLLearner, actor_stage
 from iql_sweep.iql.reference import IQLAgent
+from iql_sweep.iql.replay import ReplayBuffer
 from tests.helpers import (
     ACT,
     OBS,

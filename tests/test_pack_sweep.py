@@ -1,10 +1,14 @@
-"""Packed grid sweeps: several configurations per Ray trial, each with its own row and W&B run."""
+"""Packed grid sweeps: several configurations per Ray trial, each with its own row and W&B run;
+a grid over a setting the members cannot share (observation normalisation) splits the packs, and
+the report compares its values."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
+from iql_sweep.data.minari_io import load_transitions
+from iql_sweep.iql.observations import ObservationStats
 from iql_sweep.spec import validate_spec
 from tests.test_sweep import cli, tiny_spec, write_spec
 from tests.wandb_files import run_contents
@@ -58,7 +62,13 @@ def test_packed_sweep_reports_every_configuration(umaze_id, tmp_path):
     spec = tiny_spec(
         "packed",
         [umaze_id],
-        {"grid": {"expectile": [0.5, 0.7, 0.9], "beta": [1.0, 3.0], "seed": [0, 1]}},
+        {
+            "grid": {
+                "expectile": [0.5, 0.7, 0.9],
+                "normalize_observations": [False, True],
+                "seed": [0, 1],
+            }
+        },
     )
     spec["resources"]["pack"] = 6
     # W&B online with a key, but the server unreachable: every run must land offline, whole.
@@ -68,13 +78,16 @@ def test_packed_sweep_reports_every_configuration(umaze_id, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "W&B unreachable" in result.stdout + result.stderr
     experiment = tmp_path / "results" / "packed"
-    assert len(list(experiment.glob("*/result.json"))) == 2  # two Ray trials of 6 each
+    # two Ray trials of 6 each: the normalisation setting splits the packs
+    assert len(list(experiment.glob("*/result.json"))) == 2
     trials = pd.read_csv(experiment / "report" / "trials.csv")
     assert len(trials) == 12 and set(trials["status"]) == {"TERMINATED"}
-    assert len(set(zip(trials["expectile"], trials["beta"], trials["seed"]))) == 12
+    keys = zip(trials["expectile"], trials["normalize_observations"], trials["seed"])
+    assert len(set(keys)) == 12
     assert (trials["steps_done"] == 60).all() and (trials["evaluations"] == 2).all()
     summary = pd.read_csv(experiment / "report" / "summary.csv")
     assert len(summary) == 6 and (summary["seeds"] == 2).all()
+    stats = ObservationStats.of(load_transitions(umaze_id).observations)
     for row in trials.itertuples():
         (run_dir,) = (experiment / "wandb").glob(f"offline-run-*-{row.trial_id}")
         config, history = run_contents(run_dir / f"run-{row.trial_id}.wandb")
@@ -83,5 +96,17 @@ def test_packed_sweep_reports_every_configuration(umaze_id, tmp_path):
             row.beta,
             row.seed,
         )
+        assert config["iql"]["normalize_observations"] == row.normalize_observations
+        if row.normalize_observations:
+            assert ObservationStats.from_state(config["observation_stats"]) == stats
+        else:
+            assert "observation_stats" not in config
         assert [h["_step"] for h in history] == [30, 60]
         assert history[-1]["score"] == pytest.approx(row.last_score)
+    improvement = pd.read_csv(experiment / "report" / "improvement.csv")
+    setting = improvement[improvement["ablation"] == "normalize_observations"]
+    assert len(setting) == 6  # per tau, last and best: on against off
+    assert setting["y"].str.endswith("normalize_observations False").all()
+    assert setting["probability"].between(0, 1).all()
+    page = (experiment / "report" / "index.html").read_text()
+    assert "normalize_observations True vs" in page

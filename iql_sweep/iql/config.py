@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -49,6 +50,11 @@ class IQLConfig(BaseModel):
     reward_shift: float = Field(0.0, description="added to every reward after scaling")
     action_clip: float = Field(1.0 - 1e-5, gt=0.0, le=1.0)
     orthogonal_init: bool = True
+    normalize_observations: StrictBool = Field(
+        False,
+        description="shift and scale every observation dimension by the offline data's mean and "
+        "std + 1e-3 (CORL's IQL), in training, evaluation, fine-tuning and value queries",
+    )
 
     @model_validator(mode="after")
     def _ordered_log_std(self) -> IQLConfig:

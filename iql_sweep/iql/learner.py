@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from iql_sweep.data.replay import ReplayBuffer
 from iql_sweep.errors import ConfigError
 from iql_sweep.iql.config import IQLConfig, Member, unsupported
 from iql_sweep.iql.losses import (
@@ -47,6 +46,8 @@ from iql_sweep.iql.losses import (
     twin_q_loss,
 )
 from iql_sweep.iql.networks import Layer, StackedMLP, initial_weights, stacked_mlp
+from iql_sweep.iql.observations import ObservationStats
+from iql_sweep.iql.replay import ReplayBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ class IQLLearner:
         share_critics: bool = True,
         speed: Speed = "eager",
         online_capacity: int = 0,
+        obs_stats: ObservationStats | None = None,
     ):
         if not members:
             raise ConfigError("members: a learner needs at least one configuration")
@@ -155,6 +157,7 @@ class IQLLearner:
         self.config, self.members = config, list(members)
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.share_critics, self.speed = share_critics, speed
+        self.obs_stats = self._observation_stats(config, obs_dim, data, obs_stats)
         self.step = 0
         k = len(self.members)
         # Critic groups: one per distinct (tau, seed) when sharing, else one per member.
@@ -197,7 +200,9 @@ class IQLLearner:
         self.buffer: ReplayBuffer | None = None
         if data is not None:
             seeds = [self.members[i].seed for i in leaders]
-            self.buffer = ReplayBuffer(data, c.batch_size, seeds, online_capacity)
+            self.buffer = ReplayBuffer(
+                data, c.batch_size, seeds, online_capacity, obs_stats=self.obs_stats
+            )
         self._sums = torch.zeros(len(METRIC_KEYS), k, device=self.device)
         self._count = 0
         self._graph: Any = None
@@ -214,6 +219,41 @@ class IQLLearner:
         self._value_stage = wrap(value_stage)
         self._actor_stage = wrap(actor_stage)
         self._q_stage = wrap(q_stage)
+
+    @staticmethod
+    def _observation_stats(
+        config: IQLConfig,
+        obs_dim: int,
+        data: dict[str, torch.Tensor] | None,
+        given: ObservationStats | None,
+    ) -> ObservationStats | None:
+        """The statistics the learner normalises with: none unless the config asks; else the
+        given ones (a checkpoint's), or those of the offline observations it trains on."""
+        if not config.normalize_observations:
+            if given is not None:
+                raise ConfigError(
+                    "iql.normalize_observations: statistics were given to a learner whose "
+                    "config does not normalise observations"
+                )
+            return None
+        if given is None:
+            if data is None:
+                raise ConfigError(
+                    "iql.normalize_observations: a learner without data needs the statistics "
+                    "of the data it was trained on (a checkpoint's observation_stats)"
+                )
+            given = ObservationStats.of(data["observations"].detach().cpu().numpy())
+        if given.dim != obs_dim:
+            raise ConfigError(
+                f"observation statistics: they are for {given.dim} dimensions, the "
+                f"observations have {obs_dim}"
+            )
+        return given
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw observations as the networks see them (unchanged without normalisation)."""
+        obs = obs.to(self.device, torch.float32)
+        return obs if self.obs_stats is None else self.obs_stats.normalize(obs)
 
     # --- shape facts ---------------------------------------------------------------------------
     @property
@@ -393,8 +433,9 @@ class IQLLearner:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, members: Sequence[int] | None = None) -> torch.Tensor:
         """Deterministic actions (the Gaussian's mean) of ``members`` (default: all):
-        ``obs [m, N, obs]`` (or ``[N, obs]`` for every member alike) -> ``[m, N, act]``."""
-        obs = obs.to(self.device, torch.float32)
+        ``obs [m, N, obs]`` (or ``[N, obs]`` for every member alike) -> ``[m, N, act]``.
+        Observations are raw (the environment's); the learner normalises them."""
+        obs = self.normalize(obs)
         if members is None:
             weights, biases = self._a
             m = self.num_members
@@ -419,8 +460,8 @@ class IQLLearner:
 
     @torch.no_grad()
     def values(self, obs: torch.Tensor) -> torch.Tensor:
-        """V of every member (its critic group's) at ``obs [N, obs]``: ``[K, N]``."""
-        x = obs.to(self.device, torch.float32).expand(self.num_critics, *obs.shape)
+        """V of every member (its critic group's) at raw ``obs [N, obs]``: ``[K, N]``."""
+        x = self.normalize(obs).expand(self.num_critics, *obs.shape)
         return stacked_mlp(x, *self._v).squeeze(-1)[self.group_of]
 
     # --- state ---------------------------------------------------------------------------------
@@ -458,6 +499,7 @@ class IQLLearner:
                 None if self.dropout_generator is None else self.dropout_generator.get_state()
             ),
             "buffer": None if self.buffer is None else self.buffer.state_dict(),
+            "observation_stats": None if self.obs_stats is None else self.obs_stats.state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -474,6 +516,13 @@ class IQLLearner:
             )
         if state["share_critics"] != self.share_critics:
             raise ConfigError("checkpoint: it was written with another share_critics setting")
+        saved_stats = ObservationStats.from_state(state.get("observation_stats"))
+        if saved_stats != self.obs_stats:
+            raise ConfigError(
+                "checkpoint: its observation statistics differ from this run's "
+                f"(normalised then: {saved_stats is not None}, now: {self.obs_stats is not None}); "
+                "resume with the same normalize_observations setting and dataset"
+            )
         for name in ("value", "q", "q_target", "actor"):
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():
@@ -503,6 +552,7 @@ class IQLLearner:
             [Member(**m) for m in state["members"]],
             device=device,
             share_critics=state["share_critics"],
+            obs_stats=ObservationStats.from_state(state.get("observation_stats")),
         )
         learner.load_state_dict({**state, "buffer": None})
         return learner

@@ -6,6 +6,11 @@ one gather. Each group draws its row indices with its own generator, seeded with
 group of a population sees exactly the minibatches a solo run with that seed sees. The number of
 valid rows is a device tensor, so the draw can run inside a captured CUDA graph while the buffer
 grows; indices are ``randint(0, 2^62) mod size`` (bias below 1e-12).
+
+With observation statistics (``IQLConfig.normalize_observations``) the observation fields are
+stored normalised: once for the offline rows, and on :meth:`ReplayBuffer.add` for online rows, so
+a minibatch costs nothing more; :meth:`ReplayBuffer.raw_rows` gives them back in the
+environment's units.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ import numpy as np
 import torch
 
 from iql_sweep.errors import ConfigError
+from iql_sweep.iql.observations import ObservationStats
 
 #: The transition fields, in storage order (observations and actions are vectors).
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+#: The fields observation statistics apply to.
+OBSERVATION_FIELDS = ("observations", "next_observations")
 _DRAW_HIGH = 2**62
 
 Batch = dict[str, torch.Tensor]
@@ -51,6 +59,7 @@ class ReplayBuffer:
         batch_size: int,
         seeds: Sequence[int],
         online_capacity: int = 0,
+        obs_stats: ObservationStats | None = None,
     ):
         if not seeds:
             raise ValueError("a replay buffer needs at least one generator seed")
@@ -60,9 +69,12 @@ class ReplayBuffer:
         width = 2 * self.obs_dim + self.act_dim + 3
         n = int(tensors["rewards"].shape[0])
         self.device = tensors["rewards"].device
+        self.obs_stats = obs_stats
         self.storage = torch.zeros(n + online_capacity, width, device=self.device)
         for name in FIELDS:
             column = tensors[name].to(self.device, torch.float32)
+            if obs_stats is not None and name in OBSERVATION_FIELDS:
+                column = obs_stats.normalize(column)
             self.storage[:n, self.slices[name]] = column
         self.batch_size = int(batch_size)
         self.offline_size = n
@@ -103,18 +115,37 @@ class ReplayBuffer:
         terminal: bool,
         timeout: bool,
     ) -> None:
-        """Append one transition (policy-space action, transformed reward)."""
+        """Append one transition (raw observations, policy-space action, transformed
+        reward); the observations are normalised here when the buffer has statistics."""
         if self.size >= self.capacity:
             raise RuntimeError(f"replay buffer is full ({self.capacity} rows)")
         row = np.concatenate(
             [obs, action, [reward], next_obs, [float(terminal)], [float(timeout)]]
         ).astype(np.float32)
-        self.storage[self.size] = torch.from_numpy(row).to(self.device)
+        stored = torch.from_numpy(row).to(self.device)
+        if self.obs_stats is not None:
+            fields = self.split(stored)
+            for name in OBSERVATION_FIELDS:
+                fields[name].copy_(self.obs_stats.normalize(fields[name]))
+        self.storage[self.size] = stored
         self.size += 1
         self.size_t.fill_(self.size)
 
+    def raw_rows(self, start: int, stop: int) -> Batch:
+        """Rows ``start..stop`` as fields in the environment's units (observations
+        un-normalised; exact up to float32 rounding when the buffer normalises)."""
+        fields = self.split(self.storage[start:stop])
+        if self.obs_stats is None:
+            return fields
+        mean = torch.as_tensor(self.obs_stats.mean, device=self.device)
+        std = torch.as_tensor(self.obs_stats.std, device=self.device)
+        for name in OBSERVATION_FIELDS:
+            fields[name] = fields[name] * std + mean
+        return fields
+
     def online_rows(self, name: str) -> torch.Tensor:
-        """The rows added online, one field."""
+        """The rows added online, one field, as stored (normalised observations when the
+        buffer normalises)."""
         return self.split(self.storage[self.offline_size : self.size])[name]
 
     def _fingerprint(self) -> list[float]:
