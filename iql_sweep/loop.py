@@ -173,6 +173,7 @@ class TrainingLoop:
             while learner.step < total:
                 self._train_to(self._next_evaluation(learner.step), advance)
                 step = learner.step
+                learner.synchronize()  # the updates queued on a GPU count once they are done
                 elapsed = time.perf_counter() - interval_start
                 rows, count = self._metric_rows(step, returns_seen)
                 if self.collector is not None:

@@ -74,6 +74,12 @@ def test_tiny_training_run_writes_metrics_and_checkpoint(umaze_id, tmp_path):
     other = run(*args, "--expectile", "0.9")
     assert other.exit_code == 2
     assert "other hyper-parameters (expectile)" in other.output
+    # the normalisation switch is a hyper-parameter too (the preset's default, flipped)
+    default = config["iql"]["normalize_observations"]
+    flip = "--no-normalize-observations" if default else "--normalize-observations"
+    other = run(*args, flip)
+    assert other.exit_code == 2
+    assert "other hyper-parameters (normalize_observations)" in " ".join(other.output.split())
     assert json.loads((out / "config.json").read_text()) == config
 
 

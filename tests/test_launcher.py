@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 import uuid
 from pathlib import Path
@@ -62,13 +63,19 @@ def ssh_lab(tmp_path_factory):
         ssh_dir.mkdir(mode=0o700)
         (ssh_dir / "authorized_keys").write_text((lab / "id_ed25519.pub").read_text())
         (ssh_dir / "authorized_keys").chmod(0o600)
-        # The user's own interpreter: the project's dependencies from this machine's package
-        # sources; the project itself arrives through the cluster's file_mounts + setup_commands.
+        # The user's own interpreter. It sees the packages this test runs with (torch, Ray, ...)
+        # through a .pth file instead of installing them again (minutes of pip); the project
+        # itself arrives through the cluster's file_mounts + setup_commands, into this venv.
         venv = home / "venv"
         run([SYSTEM_PYTHON, "-m", "venv", str(venv)])
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-        run([*pip, "torch==2.13.0"])
-        run([*pip, str(ROOT)])
+        (site,) = (venv / "lib").glob("python3*/site-packages")
+        (site / "iql_sweep_test_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        ray_cli = venv / "bin" / "ray"  # the console script the .pth cannot bring
+        ray_cli.write_text(
+            f"#!{venv}/bin/python\nimport sys\nfrom ray.scripts.scripts import main\n"
+            "sys.exit(main())\n"
+        )
+        ray_cli.chmod(0o755)
         (home / ".bashrc").write_text(
             "source ~/venv/bin/activate\n"
             "export RAY_TMPDIR=$HOME/raytmp RAY_AUTH_MODE=disabled\n"

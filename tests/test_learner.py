@@ -221,3 +221,31 @@ def test_speed_settings_are_checked():
             IQLLearner(OBS, ACT, CONFIG, MEMBERS, speed="graph")
     with pytest.raises(ConfigError, match="online fine-tuning"):
         IQLLearner(OBS, ACT, CONFIG, MEMBERS, random_tensors(50), online_capacity=10)
+
+
+def test_a_checkpoint_crosses_device_types_for_acting_but_not_for_resume():
+    """A GPU checkpoint holds CUDA generator states (16 bytes; a CPU state is 5,056): acting
+    and values from it work anywhere, an exact resume on another device type is refused in one
+    line instead of torch's raw 'RNG state is wrong size'."""
+    config = small_config("kitchen", max_steps=40)  # actor dropout: one more generator
+    data = random_tensors(100)
+    learner = IQLLearner(OBS, ACT, config, MEMBERS[:2], data)
+    learner.advance(3)
+    state = learner.state_dict()
+    assert state["device"] == "cpu"
+    cuda_state = torch.zeros(16, dtype=torch.uint8)
+    with pytest.raises(RuntimeError):  # what a restore would otherwise meet
+        torch.Generator().set_state(cuda_state)
+    written_on_gpu = {
+        **state,
+        "device": "cuda",
+        "dropout_generator": cuda_state,
+        "buffer": {**state["buffer"], "generators": [cuda_state] * learner.num_critics},
+    }
+    fresh = IQLLearner(OBS, ACT, config, MEMBERS[:2], data)
+    with pytest.raises(ConfigError, match="written on cuda, this run is on cpu.*--device cuda"):
+        fresh.load_state_dict(written_on_gpu)
+    acting = IQLLearner.from_state(written_on_gpu, config)
+    obs = torch.randn(5, OBS)
+    torch.testing.assert_close(acting.act(obs), learner.act(obs), rtol=0, atol=0)
+    torch.testing.assert_close(acting.values(obs), learner.values(obs), rtol=0, atol=0)

@@ -312,3 +312,25 @@ def test_the_report_compares_the_setting_against_its_baseline():
     }
     assert (pairs["probability"] == 1.0).all()
     assert "normalize_observations" in aggregates.markdown(agg)
+
+
+def test_optuna_searches_the_setting_as_a_choice():
+    raw = {
+        **spec(),
+        "search": {
+            "optuna": {
+                "num_samples": 4,
+                "params": {"normalize_observations": {"type": "choice", "values": [False, True]}},
+            }
+        },
+        "resources": {"pack": 1},
+    }
+    ok = validate_spec(raw, check_datasets=False, check_output=False)
+    assert ok.search.optuna.params["normalize_observations"].values == [False, True]
+    for wrong in (
+        {"type": "uniform", "low": 0.0, "high": 1.0},
+        {"type": "choice", "values": [0, 1]},
+    ):
+        raw["search"]["optuna"]["params"]["normalize_observations"] = wrong
+        with pytest.raises(ConfigError, match=r"search\.optuna\.params\.normalize_observations"):
+            validate_spec(raw, check_datasets=False, check_output=False)

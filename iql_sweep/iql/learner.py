@@ -429,6 +429,11 @@ class IQLLearner:
         self._count = 0
         return means, count
 
+    def synchronize(self) -> None:
+        """Wait until the device has finished the work queued so far (timings read after)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     # --- acting --------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: torch.Tensor, members: Sequence[int] | None = None) -> torch.Tensor:
@@ -500,10 +505,23 @@ class IQLLearner:
             ),
             "buffer": None if self.buffer is None else self.buffer.state_dict(),
             "observation_stats": None if self.obs_stats is None else self.obs_stats.state(),
+            "device": self.device.type,  # whose generator states these are
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` into a learner built with the same members and shapes."""
+    def load_state_dict(self, state: dict[str, Any], generators: bool = True) -> None:
+        """Restore a :meth:`state_dict` into a learner built with the same members and shapes;
+        ``generators=False`` leaves the random streams alone (acting and values only).
+
+        A random generator's state belongs to one device type (a CPU state does not fit a CUDA
+        generator), so an exact resume across device types is refused in one line."""
+        written_on = state.get("device", "cpu")
+        if generators and written_on != self.device.type:
+            raise ConfigError(
+                f"checkpoint: written on {written_on}, this run is on {self.device.type}; its "
+                "random streams (minibatch draws, dropout) cannot continue on another device "
+                f"type, so an exact resume is impossible: resume with --device {written_on}, or "
+                "start a new run in another folder"
+            )
         if state["members"] != [m.model_dump() for m in self.members]:
             raise ConfigError(
                 "checkpoint: it holds other configurations than this run's; resume with the "
@@ -534,6 +552,9 @@ class IQLLearner:
         self.actor_opt.param_groups[0]["lr"] = self.actor_lr
         self.step = int(state["step"])
         self._step_t.fill_(float(self.step))
+        if not generators:
+            self._graph, self._warmup_left = None, GRAPH_WARMUP
+            return
         if self.dropout_generator is not None and state["dropout_generator"] is not None:
             self.dropout_generator.set_state(state["dropout_generator"])
         if self.buffer is not None and state.get("buffer") is not None:
@@ -554,7 +575,7 @@ class IQLLearner:
             share_critics=state["share_critics"],
             obs_stats=ObservationStats.from_state(state.get("observation_stats")),
         )
-        learner.load_state_dict({**state, "buffer": None})
+        learner.load_state_dict({**state, "buffer": None}, generators=False)
         return learner
 
 
