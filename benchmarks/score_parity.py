@@ -236,37 +236,61 @@ def job_runner(out: Path, env: dict[str, str]):
     return run
 
 
+def scores_of(results: list[dict[str, Any]], name: str, library: str, normalize: bool):
+    """Every per-seed score of one dataset x library x setting."""
+    return np.array(
+        [
+            s
+            for r in results
+            if r["dataset"] == DATASETS[name]
+            and r["library"] == library
+            and r["normalize"] == normalize
+            for s in r["scores"]
+        ]
+    )
+
+
 def table(results: list[dict[str, Any]], names: list[str]) -> str:
-    """Markdown: per dataset x library x setting, mean ± std (per-seed), IQM [95% CI]."""
+    """Markdown: per dataset x library x setting, mean ± std (per-seed), IQM [95% CI]; then
+    per dataset x setting, iql-sweep against d3rlpy and the setting's effect per library."""
     from iql_sweep import stats
 
     lines = [
         "| dataset | library | normalisation | mean ± std | per seed | IQM [95% CI] |",
         "|---|---|---|---|---|---|",
     ]
+    parity = [
+        "| dataset | normalisation | iql-sweep − d3rlpy | larger seed std | iql-sweep is |",
+        "|---|---|---|---|---|",
+    ]
     for name in names:
         for library in ("iql-sweep", "d3rlpy"):
             for normalize in (False, True):
-                scores = np.array(
-                    [
-                        s
-                        for r in results
-                        if r["dataset"] == DATASETS[name]
-                        and r["library"] == library
-                        and r["normalize"] == normalize
-                        for s in r["scores"]
-                    ]
-                )
+                scores = scores_of(results, name, library, normalize)
                 if not scores.size:
                     continue
                 iqm = stats.interval({name: scores / 100}, stats.iqm, reps=2000, seed=0)
                 std = scores.std(ddof=1) if scores.size > 1 else 0.0
+                f = ".2f" if np.abs(scores).max() < 5 else ".1f"  # scores near 0: more digits
                 lines.append(
                     f"| {name} | {library} | {'on' if normalize else 'off'} | "
-                    f"{scores.mean():.1f} ± {std:.1f} | {' / '.join(f'{s:.1f}' for s in scores)} "
-                    f"| {100 * iqm.estimate:.1f} [{100 * iqm.low:.1f}, {100 * iqm.high:.1f}] |"
+                    f"{scores.mean():{f}} ± {std:{f}} | {' / '.join(f'{s:{f}}' for s in scores)} "
+                    f"| {100 * iqm.estimate:{f}} [{100 * iqm.low:{f}}, {100 * iqm.high:{f}}] |"
                 )
-    return "\n".join(lines)
+        for normalize in (False, True):
+            ours = scores_of(results, name, "iql-sweep", normalize)
+            theirs = scores_of(results, name, "d3rlpy", normalize)
+            if ours.size < 2 or theirs.size < 2:
+                continue
+            gap = ours.mean() - theirs.mean()
+            spread = max(ours.std(ddof=1), theirs.std(ddof=1))
+            verdict = "better" if gap >= 0 else "within the spread" if -gap <= spread else "below"
+            f = ".2f" if max(np.abs(ours).max(), np.abs(theirs).max()) < 5 else ".1f"
+            parity.append(
+                f"| {name} | {'on' if normalize else 'off'} | {gap:+{f}} | {spread:{f}} | "
+                f"{verdict} |"
+            )
+    return "\n".join(lines) + "\n\n" + "\n".join(parity)
 
 
 def main() -> None:
@@ -308,7 +332,7 @@ def main() -> None:
             jobs.append(
                 {
                     **common,
-                    "name": f"ours-{name}-{setting}-{args.steps}",
+                    "name": f"ours-{name}-{setting}-s{'_'.join(map(str, args.seeds))}-{args.steps}",
                     "library": "iql-sweep",
                     "seeds": args.seeds,
                 }
@@ -331,12 +355,17 @@ def main() -> None:
                 )
     print(f"{len(jobs)} jobs, {args.jobs} at a time, {args.steps} updates each", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(job_runner(out, env), jobs))
+        list(pool.map(job_runner(out, env), jobs))
+    # every finished job of these datasets and length, also those of earlier runs (more seeds)
+    results = [json.loads(p.read_text()) for p in sorted((out / "jobs").glob("*.json"))]
+    wanted = {DATASETS[n] for n in args.datasets}
+    results = [r for r in results if r["steps"] == args.steps and r["dataset"] in wanted]
+    seeds = sorted({s for r in results for s in (r["seeds"] if "seeds" in r else [r["seed"]])})
     import torch
 
     versions = next((r["version"] for r in results if "version" in r), "?")
     header = (
-        f"{args.steps} updates, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), "
+        f"{args.steps} updates, seeds {', '.join(map(str, seeds))}, "
         f"final evaluation of {args.episodes} episodes; d3rlpy {versions}, torch "
         f"{torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, one thread per job"

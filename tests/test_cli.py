@@ -93,6 +93,7 @@ def test_datasets_list_and_make_errors(umaze_id):
     assert unknown.exit_code == 2 and "NAME: unknown dataset" in unknown.output
 
 
+@pytest.mark.slow
 def test_demo_runs_the_embedded_sweep_and_prints_its_table(umaze_id, tmp_path):
     """The README's main job (smoke-sized): local Ray, the local dataset, W&B offline."""
     import subprocess

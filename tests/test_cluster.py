@@ -138,6 +138,7 @@ def tiny_cluster_spec(name: str, dataset: str) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_sweep_through_address_uses_both_nodes(two_node_cluster, umaze_id):
     cluster = two_node_cluster
     folder = cluster["tmp"] / "address"
@@ -184,6 +185,7 @@ def test_sweep_through_address_uses_both_nodes(two_node_cluster, umaze_id):
     assert len(list((experiment / "wandb").glob("offline-run-*"))) == 4
 
 
+@pytest.mark.slow
 def test_ray_job_submit_runs_a_sweep_with_wandb_offline(head_only_cluster, umaze_id):
     cluster = head_only_cluster
     work = cluster["tmp"] / "job"

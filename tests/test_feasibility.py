@@ -50,6 +50,7 @@ def _spec(umaze_id: str, tmp_path, gpus: float):
     )
 
 
+@pytest.mark.slow
 def test_a_gpu_request_waits_for_an_autoscaler_node_type_with_gpus(local_ray, umaze_id, tmp_path):
     spec = _spec(umaze_id, tmp_path, gpus=1)
     _publish_node_types([("gpu_worker", {"CPU": 8, "GPU": 1, "memory": 32 * 2**30}, 4)])
@@ -60,6 +61,7 @@ def test_a_gpu_request_waits_for_an_autoscaler_node_type_with_gpus(local_ray, um
     assert "the autoscaler can add 1 node type(s)" in place.summary(1)
 
 
+@pytest.mark.slow
 def test_a_gpu_request_no_node_type_offers_is_refused(local_ray, umaze_id, tmp_path):
     spec = _spec(umaze_id, tmp_path, gpus=1)
     # A GPU node type the autoscaler may not add (max 0), and a CPU-only one it may.

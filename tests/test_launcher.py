@@ -24,6 +24,8 @@ import pandas as pd
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # a cluster over ssh
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.training import train
 from iql_sweep.trial_config import RunSettings
+
+pytestmark = pytest.mark.slow  # thousands of updates
 
 
 def test_short_training_beats_random(umaze_id, tmp_path):

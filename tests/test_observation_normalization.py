@@ -151,16 +151,27 @@ def test_evaluation_sees_the_normalised_input(umaze_id):
     off = IQLLearner(data.obs_dim, data.act_dim, small_config(), MEMBERS[:2], hand)
     on.advance(30)
     off.advance(30)
+    gaps = {"hand": 0.0, "raw": 0.0}
+
+    def act(obs, members):
+        """The normalising learner's actions, compared at every step with the plain learner's
+        on the same observations normalised by hand, and raw."""
+        actions = on.act(obs, members)
+        normalised = torch.from_numpy(by_hand(obs.numpy(), data.observations))
+        gaps["hand"] = max(gaps["hand"], (actions - off.act(normalised, members)).abs().max())
+        gaps["raw"] = max(gaps["raw"], (actions - off.act(obs, members)).abs().max())
+        return actions
+
     evaluator = Evaluator(data, episodes=2, seeds=[10, 11])
     try:
-        mine = evaluator.evaluate(on.act, [0, 1])
-
-        def act_on_hand_normalised(obs, members):
-            return off.act(torch.from_numpy(by_hand(obs.numpy(), data.observations)), members)
-
-        ref = evaluator.evaluate(act_on_hand_normalised, [0, 1])
+        mine = evaluator.evaluate(act, [0, 1])
+        ref = evaluator.evaluate(
+            lambda obs, m: off.act(torch.from_numpy(by_hand(obs.numpy(), data.observations)), m),
+            [0, 1],
+        )
     finally:
         evaluator.close()
+    assert gaps["hand"] < 1e-4 < 1e-2 < gaps["raw"]
     for k in (0, 1):
         np.testing.assert_allclose(mine[k].returns, ref[k].returns, rtol=1e-6)
 

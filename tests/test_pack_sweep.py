@@ -58,6 +58,7 @@ def test_pack_setting_is_validated(umaze_id):
         validate_spec(spec)
 
 
+@pytest.mark.slow
 def test_packed_sweep_reports_every_configuration(umaze_id, tmp_path):
     spec = tiny_spec(
         "packed",

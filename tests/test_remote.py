@@ -187,6 +187,7 @@ def test_an_unreachable_remote_is_a_clear_error_naming_the_offline_way(umaze_id,
     assert download.returncode == 2 and "cannot be reached" in download.stderr
 
 
+@pytest.mark.slow
 def test_a_sweep_downloads_its_remote_datasets_once_before_ray_starts(hub, tmp_path):
     env = {**hub_env(hub, tmp_path), "RAY_DEDUP_LOGS": "0"}
     spec = {

@@ -22,6 +22,8 @@ from minari.data_collector import EpisodeBuffer
 
 from tests.wandb_files import records, run_contents
 
+pytestmark = pytest.mark.slow  # Ray sweeps
+
 METRIC_KEYS = {
     "normalized_score",
     "return_mean",

@@ -158,6 +158,12 @@ class IQLLearner:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.share_critics, self.speed = share_critics, speed
         self.obs_stats = self._observation_stats(config, obs_dim, data, obs_stats)
+        self._obs_moments: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.obs_stats is not None:  # on the device once (acting normalises every step)
+            self._obs_moments = (
+                torch.as_tensor(self.obs_stats.mean, device=self.device),
+                torch.as_tensor(self.obs_stats.std, device=self.device),
+            )
         self.step = 0
         k = len(self.members)
         # Critic groups: one per distinct (tau, seed) when sharing, else one per member.
@@ -253,7 +259,10 @@ class IQLLearner:
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw observations as the networks see them (unchanged without normalisation)."""
         obs = obs.to(self.device, torch.float32)
-        return obs if self.obs_stats is None else self.obs_stats.normalize(obs)
+        if self._obs_moments is None:
+            return obs
+        mean, std = self._obs_moments
+        return (obs - mean) / std
 
     # --- shape facts ---------------------------------------------------------------------------
     @property
