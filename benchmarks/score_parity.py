@@ -290,7 +290,23 @@ def table(results: list[dict[str, Any]], names: list[str]) -> str:
                 f"| {name} | {'on' if normalize else 'off'} | {gap:+{f}} | {spread:{f}} | "
                 f"{verdict} |"
             )
-    return "\n".join(lines) + "\n\n" + "\n".join(parity)
+    effect = [
+        "| library | datasets | P(on > off) [95% CI] |",
+        "|---|---|---|",
+    ]
+    for library in ("iql-sweep", "d3rlpy"):
+        on = {n: scores_of(results, n, library, True) for n in names}
+        off = {n: scores_of(results, n, library, False) for n in names}
+        scopes = [[n] for n in names] + ([names] if len(names) > 1 else [])
+        for scope in scopes:
+            xs = {n: on[n] for n in scope if on[n].size}
+            ys = {n: off[n] for n in scope if off[n].size}
+            if not set(xs) & set(ys):
+                continue
+            p = stats.improvement_probability(xs, ys, reps=2000, seed=0)
+            interval = f"{p.estimate:.2f} [{p.low:.2f}, {p.high:.2f}]"
+            effect.append(f"| {library} | {' + '.join(scope)} | {interval} |")
+    return "\n\n".join("\n".join(t) for t in (lines, parity, effect))
 
 
 def main() -> None:
@@ -302,6 +318,9 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "parity")
+    parser.add_argument(
+        "--table-only", action="store_true", help="the table of the jobs already in --out"
+    )
     args = parser.parse_args()
     if args.job:
         print(json.dumps(run_ours(json.loads(args.job))))
@@ -353,9 +372,10 @@ def main() -> None:
                         "args": d3,
                     }
                 )
-    print(f"{len(jobs)} jobs, {args.jobs} at a time, {args.steps} updates each", flush=True)
-    with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(job_runner(out, env), jobs))
+    if not args.table_only:
+        print(f"{len(jobs)} jobs, {args.jobs} at a time, {args.steps} updates each", flush=True)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(job_runner(out, env), jobs))
     # every finished job of these datasets and length, also those of earlier runs (more seeds)
     results = [json.loads(p.read_text()) for p in sorted((out / "jobs").glob("*.json"))]
     wanted = {DATASETS[n] for n in args.datasets}
