@@ -312,6 +312,20 @@ def _value_problems(key: str, value: Any) -> list[str]:
     return []
 
 
+def _same_values(where: str, key: str, values: list[Any]) -> list[str]:
+    """Grid values that are one value in two spellings (3 and 3.0, 0.7 and '0.7'): each would
+    train the same configuration twice."""
+    seen: dict[Any, Any] = {}
+    for v in values:
+        resolved = getattr(IQLConfig(**{key: v}), key)
+        if resolved in seen:
+            return [
+                f"{where}: {seen[resolved]!r} and {v!r} are the same value; list each value once"
+            ]
+        seen[resolved] = v
+    return []
+
+
 def _iql_value_errors(values: dict[str, Any], prefix: str) -> list[str]:
     """Check IQL overrides field by field against IQLConfig's rules."""
     problems = []
@@ -349,8 +363,12 @@ def _search_errors(spec: SweepSpec) -> list[str]:
             elif key not in fields:
                 problems.append(f"{where}: unknown hyper-parameter; allowed: {allowed}")
             else:
-                for i, v in enumerate(values):
-                    problems += [f"{where}[{i}]: {p}" for p in _value_problems(key, v)]
+                found = [
+                    f"{where}[{i}]: {p}"
+                    for i, v in enumerate(values)
+                    for p in _value_problems(key, v)
+                ]
+                problems += found or _same_values(where, key, values)
     if search.optuna is not None:
         if len(spec.datasets) != 1:
             problems.append(

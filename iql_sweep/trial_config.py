@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from iql_sweep.data.profile import DatasetProfile
-from iql_sweep.iql.config import IQLConfig, Member, build_config, unsupported
+from iql_sweep.iql.config import (
+    IQLConfig,
+    Member,
+    build_config,
+    no_bool_for_numbers,
+    unsupported,
+)
 
 
 class RunSettings(BaseModel):
@@ -38,6 +44,11 @@ class RunSettings(BaseModel):
         description="the fast path of the same learner: torch.compile on the CPU, the whole "
         "update captured as one CUDA graph on a GPU; costs a compile at each trial start",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return no_bool_for_numbers(cls, value, info)
 
     @property
     def total_updates(self) -> int:

@@ -16,12 +16,23 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.errors import ConfigError
+
+
+def no_bool_for_numbers(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """Refuse ``true``/``false`` where a number belongs (pydantic would read them as 1 and 0):
+    a before-validator for every field of ``model``."""
+    field = model.model_fields.get(info.field_name or "")
+    kind = str(field.annotation) if field is not None else "bool"
+    if isinstance(value, bool) and "bool" not in kind and ("int" in kind or "float" in kind):
+        raise ValueError("a number is needed here, not true or false")
+    return value
 
 
 class IQLConfig(BaseModel):
@@ -63,6 +74,11 @@ class IQLConfig(BaseModel):
                 f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})"
             )
         return self
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return no_bool_for_numbers(cls, value, info)
 
     @field_validator("hidden_dims")
     @classmethod
