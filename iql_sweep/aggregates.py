@@ -67,11 +67,10 @@ def compute(
     keys: list[str],
     reps: int = stats.DEFAULT_REPS,
     seed: int = 0,
-    beta_baseline: float | None = None,
     baselines: dict[str, Any] | None = None,
 ) -> Aggregates:
     """Every table of the report's statistics from the trials table (see the module docs).
-    ``baselines``: the value each searched setting other than tau and beta is compared against
+    ``baselines``: the value each searched setting but tau (always 0.5) is compared against
     (default: its smallest value, ``False`` for a switch)."""
     keys = ["expectile", "beta", *[k for k in keys if k not in ("expectile", "beta")]]
     finished = trials[(trials["status"] == "TERMINATED") & (trials["evaluations"] > 0)]
@@ -129,7 +128,7 @@ def compute(
                     )
     intervals = pd.DataFrame(rows)
     completeness = pd.DataFrame(complete)
-    improvement = _ablation_pairs(scores_of, keys, reps, seed, beta_baseline, baselines or {})
+    improvement = _ablation_pairs(scores_of, keys, reps, seed, baselines or {})
     best = _best_vs_others(intervals, scores_of, reps, seed)
     agg = Aggregates(
         intervals=intervals,
@@ -168,13 +167,13 @@ def _baseline(values: set[Any], preferred: Any) -> Any:
     return min(values) if values else None
 
 
-def _ablation_pairs(scores_of, keys, reps, seed, beta_baseline, baselines) -> pd.DataFrame:
+def _ablation_pairs(scores_of, keys, reps, seed, baselines) -> pd.DataFrame:
     """Each tau against tau = 0.5 (at every beta), each beta against the baseline beta (the
     spec's first; at every tau), and each value of any other searched setting against its
     baseline (at every other configuration), for the last and the best evaluation."""
     rows = []
     configs = {lbl: cfg for (lbl, _), (cfg, _) in scores_of.items()}
-    base_beta = _baseline({c["beta"] for c in configs.values()}, beta_baseline)
+    base_beta = _baseline({c["beta"] for c in configs.values()}, baselines.get("beta"))
     varied = [("expectile", 0.5), ("beta", base_beta)]
     for key in keys:
         if key not in ("expectile", "beta"):

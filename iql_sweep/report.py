@@ -302,13 +302,7 @@ def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
     if not results.trials.empty:
         keys = [k for k in results.extra_keys if k != "max_steps"]
         agg = aggregates.compute(
-            results.trials,
-            datasets,
-            keys,
-            reps=reps,
-            seed=seed,
-            beta_baseline=baselines.get("beta"),
-            baselines=baselines,
+            results.trials, datasets, keys, reps=reps, seed=seed, baselines=baselines
         )
         tables = {
             "aggregates.csv": agg.intervals,

@@ -158,12 +158,6 @@ class IQLLearner:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.share_critics, self.speed = share_critics, speed
         self.obs_stats = self._observation_stats(config, obs_dim, data, obs_stats)
-        self._obs_moments: tuple[torch.Tensor, torch.Tensor] | None = None
-        if self.obs_stats is not None:  # on the device once (acting normalises every step)
-            self._obs_moments = (
-                torch.as_tensor(self.obs_stats.mean, device=self.device),
-                torch.as_tensor(self.obs_stats.std, device=self.device),
-            )
         self.step = 0
         k = len(self.members)
         # Critic groups: one per distinct (tau, seed) when sharing, else one per member.
@@ -259,10 +253,7 @@ class IQLLearner:
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw observations as the networks see them (unchanged without normalisation)."""
         obs = obs.to(self.device, torch.float32)
-        if self._obs_moments is None:
-            return obs
-        mean, std = self._obs_moments
-        return (obs - mean) / std
+        return obs if self.obs_stats is None else self.obs_stats.normalize(obs)
 
     # --- shape facts ---------------------------------------------------------------------------
     @property
@@ -561,13 +552,11 @@ class IQLLearner:
         self.actor_opt.param_groups[0]["lr"] = self.actor_lr
         self.step = int(state["step"])
         self._step_t.fill_(float(self.step))
-        if not generators:
-            self._graph, self._warmup_left = None, GRAPH_WARMUP
-            return
-        if self.dropout_generator is not None and state["dropout_generator"] is not None:
-            self.dropout_generator.set_state(state["dropout_generator"])
-        if self.buffer is not None and state.get("buffer") is not None:
-            self.buffer.load_state_dict(state["buffer"])
+        if generators:
+            if self.dropout_generator is not None and state["dropout_generator"] is not None:
+                self.dropout_generator.set_state(state["dropout_generator"])
+            if self.buffer is not None and state.get("buffer") is not None:
+                self.buffer.load_state_dict(state["buffer"])
         self._graph, self._warmup_left = None, GRAPH_WARMUP  # optimiser state tensors changed
 
     @classmethod

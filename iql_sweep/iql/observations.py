@@ -10,7 +10,7 @@ inputs; they travel in checkpoints, ``config.json`` and the W&B config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,9 @@ class ObservationStats:
 
     mean: np.ndarray
     std: np.ndarray
+    _moments: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, observations: np.ndarray) -> ObservationStats:
@@ -43,11 +46,25 @@ class ObservationStats:
     def dim(self) -> int:
         return int(self.mean.shape[0])
 
+    def moments(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std as float32 tensors on ``device``, copied there once (acting normalises
+        at every environment step)."""
+        if device not in self._moments:
+            self._moments[device] = (
+                torch.as_tensor(self.mean, device=device),
+                torch.as_tensor(self.std, device=device),
+            )
+        return self._moments[device]
+
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """``(obs - mean) / std`` on ``obs``'s device, over its last dimension."""
-        mean = torch.as_tensor(self.mean, device=obs.device, dtype=obs.dtype)
-        std = torch.as_tensor(self.std, device=obs.device, dtype=obs.dtype)
+        """``(obs - mean) / std`` of float32 ``obs`` on its device, over its last dimension."""
+        mean, std = self.moments(obs.device)
         return (obs - mean) / std
+
+    def denormalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalised observations back in the environment's units (float32 rounding aside)."""
+        mean, std = self.moments(obs.device)
+        return obs * std + mean
 
     def state(self) -> dict[str, list[float]]:
         """Plain lists, for checkpoints, ``config.json`` and the W&B config."""

@@ -135,12 +135,9 @@ class ReplayBuffer:
         """Rows ``start..stop`` as fields in the environment's units (observations
         un-normalised; exact up to float32 rounding when the buffer normalises)."""
         fields = self.split(self.storage[start:stop])
-        if self.obs_stats is None:
-            return fields
-        mean = torch.as_tensor(self.obs_stats.mean, device=self.device)
-        std = torch.as_tensor(self.obs_stats.std, device=self.device)
-        for name in OBSERVATION_FIELDS:
-            fields[name] = fields[name] * std + mean
+        if self.obs_stats is not None:
+            for name in OBSERVATION_FIELDS:
+                fields[name] = self.obs_stats.denormalize(fields[name])
         return fields
 
     def online_rows(self, name: str) -> torch.Tensor:
