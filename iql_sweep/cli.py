@@ -61,7 +61,7 @@ def _option_errors(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         option = "--" + str(e["loc"][0]).replace("_", "-")
-        detail = e["msg"]
+        detail = e["msg"].removeprefix("Value error, ")
         if e["type"] == "greater_than_equal" and e.get("ctx", {}).get("ge") == 1:
             detail = "must be a positive integer"
         elif e["type"] == "greater_than_equal":
@@ -97,9 +97,16 @@ def train(
         int, typer.Option(help="Gradient updates per fine-tuning environment step.")
     ] = 1,
     compile: Annotated[
-        bool,
-        typer.Option(help="The fast path: torch.compile (CPU), one captured CUDA graph (GPU)."),
-    ] = False,
+        str,
+        typer.Option(
+            help="auto: a GPU captures the whole update as one CUDA graph, the CPU compiles "
+            "when the run is long enough to pay back the compile; true: always the fast "
+            "path; false: eager.",
+        ),
+    ] = "auto",
+    matmul_precision: Annotated[
+        str, typer.Option(help="highest (float32) or high (TF32 on GPUs that have it).")
+    ] = "highest",
     normalize_observations: Annotated[
         bool | None,
         typer.Option(
@@ -131,7 +138,8 @@ def train(
                 eval_episodes=eval_episodes,
                 online_steps=online_steps,
                 updates_per_env_step=updates_per_env_step,
-                compile=compile,
+                compile={"true": True, "false": False}.get(compile.lower(), compile),
+                matmul_precision=matmul_precision,
             )
         except ValidationError as err:
             raise ConfigError(_option_errors(err)) from None
@@ -155,6 +163,7 @@ def train(
             out_dir=out or _run_dir(dataset, tag),
             progress=progress,
             notify=lambda text: err_console.print(f"[yellow]warning:[/] {text}", highlight=False),
+            inform=lambda text: console.print(text, highlight=False),
         )
     except IQLSweepError as err:
         _fail(err)

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from iql_sweep.errors import ConfigError
+from iql_sweep.iql.memory import learner_memory
 from iql_sweep.spec import SweepSpec
 
 GIB = 2**30
@@ -21,8 +22,11 @@ GPU_MEMORY_GIB = {
     "L4": 24, "V100": 16, "T4": 16,
 }  # fmt: skip
 UNKNOWN_GPU_GIB = 16
-MAX_TRIALS_PER_GPU = 16
-CUDA_CONTEXT = GIB // 2  # the CUDA context and torch's kernels, per trial process
+#: Trials per GPU at most: processes without MPS take turns on a card (time-slicing), so more
+#: of them only overlap one another's CPU-side gaps; packing members is the real multiplier.
+MAX_TRIALS_PER_GPU = 4
+#: With MPS on the GPU nodes (``resources.mps: true``) kernels of several processes run at once.
+MAX_TRIALS_PER_GPU_MPS = 16
 PROCESS = GIB // 2  # a trial process itself: torch, gymnasium, the evaluation envs
 
 
@@ -66,37 +70,41 @@ def _fits(resources: dict[str, float], cpus: float, gpus: float, memory: int) ->
     )
 
 
-def _data_and_model_bytes(spec: SweepSpec) -> tuple[int, int]:
-    """One trial's datasets as tensors, and per pack its members' parameters (weights,
-    gradients, two Adam moments, targets) with the activations of a batch."""
+def trial_memory(spec: SweepSpec) -> tuple[int, int]:
+    """Generous estimates of one trial's memory, (host, GPU), for its largest pack on its
+    largest local dataset (unknown datasets: 1M rows of 64 + 16 dimensions). The GPU figure is
+    :func:`~iql_sweep.iql.memory.learner_memory` (data once, networks, a captured update's
+    activations, cuBLAS workspaces, the CUDA context); the host holds the data, the process
+    and, while the learner is built, one more copy of the data."""
     from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
 
     present = set(local_dataset_ids())
-    data_bytes, dims = 0, (64, 16)
-    for dataset in spec.datasets:
-        if dataset in present:
+    rows, dims = 1_000_000, (64, 16)
+    known = [d for d in spec.datasets if d in present]
+    if known:
+        shapes = []
+        for dataset in known:
             data = load_transitions(dataset)
-            row = (2 * data.obs_dim + data.act_dim + 3) * 4
-            data_bytes = max(data_bytes, data.size * row)
-            dims = (data.obs_dim, data.act_dim)
-    worst = 0
+            shapes.append((data.size, data.obs_dim, data.act_dim))
+        rows, *pair = max(shapes, key=lambda t: t[0] * (2 * t[1] + t[2]))
+        dims = (pair[0], pair[1])
+    worst = None
     for trial in spec.trial_configs()[:50]:
-        for _, config, _ in trial.configurations()[:1]:
-            hidden = list(config.hidden_dims)
-            widths = [dims[0] + dims[1], *hidden, 1]
-            params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
-            members = len(trial.members(config))
-            per_member = 4 * (4 * params * 6 + config.batch_size * sum(hidden) * 24)
-            worst = max(worst, members * per_member)
-    return data_bytes, worst
-
-
-def trial_memory(spec: SweepSpec) -> tuple[int, int]:
-    """Generous estimates of one trial's memory, (host, GPU): its data and its pack, plus on the
-    host the process itself (torch, gymnasium, the evaluation envs), on the GPU the CUDA
-    context."""
-    data, model = _data_and_model_bytes(spec)
-    return data + model + PROCESS, data + model + CUDA_CONTEXT
+        config = trial.base_config()
+        members = trial.members(config)
+        critics = (
+            len({(m.expectile, m.seed) for m in members})
+            if trial.run.share_critics
+            else len(members)
+        )
+        estimate = learner_memory(
+            config, len(members), critics, rows, *dims, trial.run.online_steps
+        )
+        if worst is None or estimate.total > worst.total:
+            worst = estimate
+    assert worst is not None
+    host = 2 * worst.data + worst.networks + PROCESS
+    return host, worst.total
 
 
 def _card_bytes(node: dict[str, float]) -> int:
@@ -111,11 +119,12 @@ def auto_gpu_share(
     cpus_per_trial: float,
     nodes: list[dict[str, float]],
     autoscaling: list[dict[str, float]],
+    mps: bool = False,
 ) -> tuple[float, int]:
     """``gpus_per_trial: auto`` for trials needing ``need`` bytes of GPU memory and
     ``cpus_per_trial`` CPUs: (share, trials per GPU), or (0, 0) when no node (present or addable)
     has a GPU. Trials per GPU: as many as the card's memory holds (90 %) and the node's CPUs per
-    GPU allow, at most 16; the share fits every GPU node."""
+    GPU allow, at most 4 (16 with MPS); the share fits every GPU node."""
     gpu_nodes = [n for n in [*nodes, *autoscaling] if n.get("GPU", 0) > 0]
     if not gpu_nodes:
         return 0.0, 0
@@ -124,7 +133,8 @@ def auto_gpu_share(
         cpus_per_gpu = node.get("CPU", 0) / node["GPU"]
         by_cpu = int(cpus_per_gpu // cpus_per_trial)
         by_memory = int(0.9 * _card_bytes(node) // need)
-        fits.append(max(1, min(by_cpu, by_memory, MAX_TRIALS_PER_GPU)))
+        cap = MAX_TRIALS_PER_GPU_MPS if mps else MAX_TRIALS_PER_GPU
+        fits.append(max(1, min(by_cpu, by_memory, cap)))
     per_gpu = min(fits)
     return math.floor(10_000 / per_gpu) / 10_000, per_gpu  # Ray counts GPUs in 1e-4 units
 
@@ -146,7 +156,9 @@ def placement(spec: SweepSpec) -> Placement:
     host, device = trial_memory(spec)
     gpus, per_gpu = spec.resources.gpu_share, 0
     if spec.resources.gpus_per_trial == "auto":
-        gpus, per_gpu = auto_gpu_share(device, spec.resources.cpus_per_trial, nodes, groups)
+        gpus, per_gpu = auto_gpu_share(
+            device, spec.resources.cpus_per_trial, nodes, groups, spec.resources.mps
+        )
     return Placement(
         cpus=spec.resources.cpus_per_trial,
         gpus=gpus,

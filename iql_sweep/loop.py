@@ -44,6 +44,8 @@ class Evaluation:
     rows: dict[int, dict[str, Any]]  # member -> metrics row, for the members still training
     failed: dict[int, str]  # every member stopped so far -> why
     state: dict[str, Any] | None  # the checkpoint, when one is due
+    speed: str = ""  # the learner's speed setting now
+    capture_failure: str | None = None  # why a CUDA graph was given up, when it was
 
 
 class Sink(Protocol):
@@ -185,13 +187,23 @@ class TrainingLoop:
                         **results[k].row(),
                         updates_per_second=count / max(elapsed, 1e-9),
                         wall_seconds=time.perf_counter() - wall_start,
+                        speed=learner.speed,
                     )
                     self.history[k].append(row)
                 due = step % run.checkpoint_interval == 0 or step in (run.steps, total)
                 state = make_checkpoint(self.trial, learner, self._loop_state()) if due else None
                 phase = "online" if step > run.steps else "offline"
+                result = Evaluation(
+                    step,
+                    phase,
+                    rows,
+                    dict(self.failed),
+                    state,
+                    learner.speed,
+                    learner.capture_failure,
+                )
                 for sink in self.sinks:
-                    sink.evaluation(Evaluation(step, phase, rows, dict(self.failed), state))
+                    sink.evaluation(result)
                 advance(0, _progress_info(rows))
                 interval_start = time.perf_counter()
         return LoopResult(self.history, dict(self.failed), time.perf_counter() - wall_start)
@@ -248,5 +260,19 @@ class FileSink:
     def evaluation(self, result: Evaluation) -> None:
         for k, row in result.rows.items():
             self.log.append(self._tag(k, row))
+        if result.capture_failure is not None:
+            self._record_fallback(result.speed, result.capture_failure)
         if result.state is not None:
             save_rotating(result.state, self.out_dir / CLI_FILE)
+
+    def _record_fallback(self, speed: str, cause: str) -> None:
+        """config.json says the setting the run went on with after a failed graph capture."""
+        path = self.out_dir / "config.json"
+        if not path.exists():
+            return
+        info = json.loads(path.read_text())
+        if info.get("speed") == speed:
+            return
+        info["speed"] = speed
+        info["speed_reason"] = f"the CUDA graph capture failed ({cause}); compiled stages"
+        path.write_text(json.dumps(info, indent=2))

@@ -126,11 +126,24 @@ class TuneSink:
         report_to_tune(metrics, result.state)
 
 
+def limit_to_trial_cpus(cpus: float) -> int:
+    """torch's intra-op threads and inductor's compile workers limited to the trial's CPUs
+    (up to 16 trials share a node; each would otherwise start a worker per core)."""
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
+    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(threads)
+    import torch._inductor.config as inductor
+
+    inductor.compile_threads = threads
+    return threads
+
+
 def iql_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable, for plain and packed trials alike."""
     entered = time.time()
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial
     trial = TrialConfig.model_validate(config)
-    torch.set_num_threads(max(1, int(trial.run.cpus_per_trial)))
+    threads = limit_to_trial_cpus(trial.run.cpus_per_trial)
     run = assemble(trial, trial_device(trial))
+    print(f"iql-sweep: {run.speed_line()}; {threads} compile worker(s)", flush=True)
     run.loop([TuneSink(trial, entered, node_id)]).run(restored_state())

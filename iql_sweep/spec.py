@@ -124,6 +124,11 @@ class Resources(StrictModel):
     share_critics: bool = Field(
         True, description="in a pack, members with the same tau and seed share one critic"
     )
+    mps: bool = Field(
+        False,
+        description="the GPU nodes run NVIDIA MPS, so trials sharing a card run at once: "
+        "'auto' then places up to 16 trials per GPU instead of 4",
+    )
 
     @property
     def gpu_share(self) -> float:
@@ -274,6 +279,7 @@ class SweepSpec(StrictModel):
             "eval_episodes": 2,
             "online_steps": online,
             "compile": self.training.compile,
+            "matmul_precision": self.training.matmul_precision,
         }
         data["iql"] = {**data["iql"], "batch_size": 32, "hidden_dims": [32, 32]}
         if data["search"]["grid"] is not None:

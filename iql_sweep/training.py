@@ -22,7 +22,7 @@ from iql_sweep.data.transitions import Transitions, preprocess_rewards, reward_t
 from iql_sweep.errors import ConfigError
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.iql.config import IQLConfig
-from iql_sweep.iql.learner import IQLLearner, speed_for
+from iql_sweep.iql.learner import IQLLearner, choose_speed
 from iql_sweep.loop import FileSink, Sink, TrainingLoop
 from iql_sweep.online import OnlineCollector
 from iql_sweep.trial_config import RunSettings, TrialConfig, TrialRun
@@ -59,6 +59,11 @@ class AssembledRun:
     learner: IQLLearner
     evaluator: Evaluator
     collector: OnlineCollector | None
+    speed_reason: str = ""
+
+    def speed_line(self) -> str:
+        """The console line saying which speed setting runs and why."""
+        return f"speed: {self.learner.speed} ({self.speed_reason})"
 
     def loop(self, sinks: list[Sink], progress: bool = False) -> TrainingLoop:
         return TrainingLoop(
@@ -78,15 +83,18 @@ def assemble(
     members = trial.members(config)
     data = prepare_data(data if data is not None else load_transitions(trial.dataset), config)
     run = trial.run
+    speed, reason = choose_speed(run.compile, device, run.total_updates)
+    # before the learner is built or captured: a change mid-run would recompile in a capture
+    torch.set_float32_matmul_precision(run.matmul_precision)
     learner = IQLLearner(
         data.obs_dim,
         data.act_dim,
         config,
         members,
-        data.to_tensors(device),
+        data.to_tensors("cpu"),  # the buffer copies them to the device column by column
         device=device,
         share_critics=run.share_critics,
-        speed=speed_for(run.compile, device),
+        speed=speed,
         online_capacity=run.online_steps,
     )
     evaluator = Evaluator(
@@ -98,7 +106,7 @@ def assemble(
         collector = OnlineCollector(
             data, members[0].seed, scale, shift, config.action_clip, device=device
         )
-    return AssembledRun(trial, config, data, learner, evaluator, collector)
+    return AssembledRun(trial, config, data, learner, evaluator, collector, reason)
 
 
 @dataclass
@@ -165,6 +173,7 @@ def train(
     data: Transitions | None = None,
     sinks: tuple[Sink, ...] = (),
     notify: Callable[[str], None] = print,
+    inform: Callable[[str], None] = print,
 ) -> TrainSummary:
     """Train one configuration on a local Minari dataset, evaluating every ``eval_every``
     updates.
@@ -173,7 +182,7 @@ def train(
     ``checkpoint.pt`` (at every evaluation, or every ``checkpoint_every`` updates, and at the
     end); an existing checkpoint there is resumed when ``resume`` is true, and refused when it
     holds other hyper-parameters. A damaged checkpoint (checksum, truncation) is reported with
-    ``notify`` and the previous good one resumed instead."""
+    ``notify`` and the previous good one resumed instead; ``inform`` gets the speed line."""
     problems = settings.problems("--")
     if problems:
         raise ConfigError("\n".join(problems))
@@ -217,11 +226,13 @@ def train(
             },
             "preset": trial.preset_name,
             "speed": run.learner.speed,
+            "speed_reason": run.speed_reason,
         }
         stats = run.learner.obs_stats
         if stats is not None:
             info["observation_stats"] = stats.state()
         (out / "config.json").write_text(json.dumps(info, indent=2))
+    inform(run.speed_line())
     result = run.loop(all_sinks, progress=progress).run(checkpoint)
     return summarize(dataset_id, result.history[0], out, result.wall_seconds)
 

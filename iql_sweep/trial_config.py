@@ -9,9 +9,9 @@ trial), ``sweep`` and ``run`` (the training settings and the trial's resources).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.iql.config import (
@@ -39,16 +39,30 @@ class RunSettings(BaseModel):
         0, ge=0, description="online fine-tuning environment steps after the offline steps"
     )
     updates_per_env_step: int = Field(1, ge=1, description="updates per fine-tuning env step")
-    compile: bool = Field(
-        False,
-        description="the fast path of the same learner: torch.compile on the CPU, the whole "
-        "update captured as one CUDA graph on a GPU; costs a compile at each trial start",
+    compile: StrictBool | Literal["auto"] = Field(
+        "auto",
+        description="the speed setting of the learner: auto (a GPU: the whole update captured "
+        "as one CUDA graph; the CPU: the compiled stages when the run is long enough to pay "
+        "back the compile, else eager), true (compiled or graph) or false (eager)",
+    )
+    matmul_precision: Literal["highest", "high"] = Field(
+        "highest",
+        description="float32 matrix products: highest (full float32) or high (TF32 on GPUs that "
+        "have it: faster for large packs, about 3 decimal digits); set before the learner is "
+        "built or captured",
     )
 
     @field_validator("*", mode="before")
     @classmethod
     def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         return no_bool_for_numbers(cls, value, info)
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_choice(cls, value: Any) -> Any:
+        if value is True or value is False or value == "auto":
+            return value
+        raise ValueError("use auto, true or false")
 
     @property
     def total_updates(self) -> int:

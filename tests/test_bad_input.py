@@ -280,7 +280,14 @@ CASES = [
     ("checkpoint-multiple", "training.checkpoint_every", 40, "training.checkpoint_every: must"),
     ("online-negative", "training.online_steps", -1, "training.online_steps: Input should be"),
     ("updates-per-env-zero", "training.updates_per_env_step", 0, "training.updates_per_env_st"),
-    ("compile-text", "training.compile", "yes please", "training.compile: Input should be a"),
+    ("compile-text", "training.compile", "yes please", "training.compile: use auto, true or false"),
+    ("compile-number", "training.compile", 1, "training.compile: use auto, true or false"),
+    (
+        "matmul-precision",
+        "training.matmul_precision",
+        "medium",
+        "matmul_precision: Input should be",
+    ),
     ("training-unknown", "training.stepz", 10, "training.stepz: unknown key"),
     # resources
     ("cpus-zero", "resources.cpus_per_trial", 0, "resources.cpus_per_trial: Input should be g"),

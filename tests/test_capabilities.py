@@ -10,7 +10,7 @@ import torch
 from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.errors import ConfigError
 from iql_sweep.iql.config import PRESETS
-from iql_sweep.iql.learner import IQLLearner, speed_for
+from iql_sweep.iql.learner import IQLLearner, choose_speed
 from iql_sweep.spec import validate_spec
 from iql_sweep.training import prepare_data
 from tests.test_sweep import tiny_spec
@@ -35,7 +35,7 @@ def starts_training(trial, data) -> bool:
             trial.members(config),
             prepared.to_tensors("cpu"),
             share_critics=trial.run.share_critics,
-            speed=speed_for(trial.run.compile, "cpu"),
+            speed=choose_speed(trial.run.compile, "cpu", trial.total_updates)[0],
             online_capacity=trial.run.online_steps,
         )
     except ConfigError:

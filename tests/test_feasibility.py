@@ -77,37 +77,87 @@ GIB = 2**30
 
 
 @pytest.mark.parametrize(
-    ("nodes", "cpus_per_trial", "trial_gib", "expected"),
+    ("nodes", "cpus_per_trial", "trial_gib", "mps", "expected"),
     [
-        # CPU-bound: 8 CPUs per GPU, 1 CPU a trial -> 8 trials, each 1/8 of the GPU.
-        ([{"CPU": 8, "GPU": 1, "accelerator_type:A10G": 1}], 1.0, 1.0, (0.125, 8)),
-        # memory-bound: a T4 holds int(0.9 * 16 / 3.5) = 4 trials of 3.5 GiB.
-        ([{"CPU": 32, "GPU": 1, "accelerator_type:T4": 1}], 1.0, 3.5, (0.25, 4)),
+        # CPU-bound: 3 CPUs per GPU, 1 CPU a trial -> 3 trials, each 1/3 of the GPU.
+        ([{"CPU": 3, "GPU": 1, "accelerator_type:A10G": 1}], 1.0, 1.0, False, (0.3333, 3)),
+        # memory-bound: a T4 holds int(0.9 * 16 / 5) = 2 trials of 5 GiB.
+        ([{"CPU": 32, "GPU": 1, "accelerator_type:T4": 1}], 1.0, 5, False, (0.5, 2)),
         # an unnamed card counts as 16 GiB; 3 trials -> a share Ray can count (1e-4 units).
-        ([{"CPU": 16, "GPU": 2}], 1.0, 4.5, (0.3333, 3)),
-        # at most 16 per GPU, and the share must fit the smaller of two node kinds.
-        ([{"CPU": 64, "GPU": 1, "accelerator_type:H100": 1}], 0.5, 0.6, (0.0625, 16)),
-        ([{"CPU": 64, "GPU": 1, "accelerator_type:H100": 1}, {"CPU": 4, "GPU": 2}], 1, 1, (0.5, 2)),
+        ([{"CPU": 16, "GPU": 2}], 1.0, 4.5, False, (0.3333, 3)),
+        # without MPS at most 4 per GPU (processes take turns on a card) ...
+        ([{"CPU": 64, "GPU": 1, "accelerator_type:H100": 1}], 0.5, 1.5, False, (0.25, 4)),
+        # ... with MPS up to 16; the share must fit the smaller of two node kinds.
+        ([{"CPU": 64, "GPU": 1, "accelerator_type:H100": 1}], 0.5, 1.5, True, (0.0625, 16)),
+        (
+            [{"CPU": 64, "GPU": 1, "accelerator_type:H100": 1}, {"CPU": 4, "GPU": 2}],
+            1,
+            1,
+            True,
+            (0.5, 2),
+        ),
         # no GPU anywhere: the CPU.
-        ([{"CPU": 2}], 1.0, 1.0, (0.0, 0)),
+        ([{"CPU": 2}], 1.0, 1.0, False, (0.0, 0)),
         # a trial larger than the card still gets a whole GPU (Ray cannot give more per trial).
-        ([{"CPU": 8, "GPU": 1, "accelerator_type:T4": 1}], 1.0, 40.0, (1.0, 1)),
+        ([{"CPU": 8, "GPU": 1, "accelerator_type:T4": 1}], 1.0, 40.0, False, (1.0, 1)),
     ],
 )
 def test_auto_gpu_share_is_sized_by_cpus_and_card_memory(
-    nodes, cpus_per_trial, trial_gib, expected
+    nodes, cpus_per_trial, trial_gib, mps, expected
 ):
     from iql_sweep.feasibility import auto_gpu_share
 
     need = int(trial_gib * GIB)
-    assert auto_gpu_share(need, cpus_per_trial, nodes, []) == expected
+    assert auto_gpu_share(need, cpus_per_trial, nodes, [], mps) == expected
     # A GPU node type the autoscaler can add counts as a GPU node.
     if expected[1]:
-        assert auto_gpu_share(need, cpus_per_trial, [{"CPU": 2}], nodes) == expected
+        assert auto_gpu_share(need, cpus_per_trial, [{"CPU": 2}], nodes, mps) == expected
+
+
+def test_the_gpu_estimate_counts_what_a_built_learner_holds(umaze_id):
+    """The estimate's data and network terms against the tensors of a real learner after an
+    update (parameters, gradients, Adam moments, targets, replay storage), packed and not; the
+    fixed terms are the CUDA context and cuBLAS workspaces."""
+    from iql_sweep.data.minari_io import load_transitions
+    from iql_sweep.iql.config import Member, make_config
+    from iql_sweep.iql.learner import IQLLearner
+    from iql_sweep.iql.memory import CUBLAS_WORKSPACES, CUDA_CONTEXT, learner_memory
+
+    data = load_transitions(umaze_id)
+    config = make_config("maze", hidden_dims=(64, 64), batch_size=32)
+    packs = [
+        [Member(expectile=0.7, beta=3.0, seed=0)],
+        [Member(expectile=t, beta=b, seed=s) for s in (0, 1) for t in (0.5, 0.9) for b in (1, 3)],
+    ]
+    for members in packs:
+        online = 7 if len(members) == 1 else 0  # fine-tuning trains one configuration
+        learner = IQLLearner(
+            data.obs_dim, data.act_dim, config, members, data.to_tensors(), online_capacity=online
+        )
+        learner.advance(1)
+        held = 0
+        for net in (learner.value, learner.q, learner.actor):
+            for p in net.parameters():
+                held += 2 * p.numel()  # the weight and its gradient
+        held += 2 * learner.log_std.numel()
+        for optimiser in (learner.value_opt, learner.q_opt, learner.actor_opt):
+            for state in optimiser.state.values():
+                held += state["exp_avg"].numel() + state["exp_avg_sq"].numel()
+        held += sum(p.numel() for p in learner.q_target.parameters())
+        estimate = learner_memory(
+            config, len(members), learner.num_critics, data.size, data.obs_dim, data.act_dim, online
+        )
+        assert estimate.networks == 4 * held
+        storage = learner.buffer.storage
+        assert storage.shape == (data.size + online, 2 * data.obs_dim + data.act_dim + 3)
+        build_peak = 2 * data.size * data.obs_dim * 4  # two normalised observation columns
+        assert estimate.data == 4 * storage.numel() + build_peak
+        assert estimate.total - estimate.allocated == CUDA_CONTEXT + CUBLAS_WORKSPACES
+        assert estimate.activations > 0
 
 
 def test_a_trials_gpu_memory_grows_with_its_pack(umaze_id, tmp_path):
-    from iql_sweep.feasibility import CUDA_CONTEXT, trial_memory
+    from iql_sweep.feasibility import trial_memory
 
     def spec(pack: int):
         return validate_spec(
@@ -122,6 +172,8 @@ def test_a_trials_gpu_memory_grows_with_its_pack(umaze_id, tmp_path):
             }
         )
 
-    one, nine = (trial_memory(spec(k))[1] - CUDA_CONTEXT for k in (1, 9))
-    data = 30_000 * (2 * 6 + 2 + 3) * 4  # the umaze transitions as float32 tensors
-    assert (nine - data) == pytest.approx(9 * (one - data), rel=1e-9)
+    one, nine = (trial_memory(spec(k))[1] for k in (1, 9))
+    data = 30_000 * (2 * 6 + 2 + 3) * 4  # the umaze transitions as float32 tensors, held once
+    assert one > data + 2**30  # the data, a realistic CUDA context and the networks
+    assert data + 2**30 < nine < 9 * one  # three critics serve nine members
+    assert nine > one

@@ -25,10 +25,11 @@ online step), so Python is not on the per-update path of the graph mode.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -47,12 +48,18 @@ from iql_sweep.iql.losses import (
 )
 from iql_sweep.iql.networks import Layer, StackedMLP, initial_weights, stacked_mlp
 from iql_sweep.iql.observations import ObservationStats
-from iql_sweep.iql.replay import ReplayBuffer
+from iql_sweep.iql.replay import ReplayBuffer, make_generator
 
 logger = logging.getLogger(__name__)
 
 Speed = Literal["eager", "compiled", "graph"]
 SPEEDS: tuple[str, ...] = ("eager", "compiled", "graph")
+#: ``training.compile``: ``auto`` picks the speed from the device and the run's length.
+Compile = bool | Literal["auto"]
+#: On the CPU, ``auto`` compiles runs of at least this many updates: the compile (cold cache)
+#: costs about as much as the compiled stages save over this many updates; measured by
+#: ``benchmarks/compile_payback.py`` (figures in benchmarks/RESULTS.md).
+CPU_COMPILE_PAYBACK_UPDATES = 20_000
 
 #: Per-member metrics of every update, in the order of the learner's metric rows.
 METRIC_KEYS = (
@@ -77,11 +84,35 @@ for _name in ("recompile_limit", "cache_size_limit"):
         setattr(torch._dynamo.config, _name, 64)
 
 
-def speed_for(compile: bool, device: str | torch.device) -> Speed:
-    """The speed setting a run asks for with ``compile``: on CUDA the captured graph."""
-    if not compile:
-        return "eager"
-    return "graph" if torch.device(device).type == "cuda" else "compiled"
+def choose_speed(compile: Compile, device: str | torch.device, updates: int) -> tuple[Speed, str]:
+    """The speed a run of ``updates`` updates on ``device`` gets with ``training.compile``,
+    and why (the run's console line and ``config.json`` say both)."""
+    cuda = torch.device(device).type == "cuda"
+    if compile is False:
+        return "eager", "compile: false"
+    if compile is True:
+        if cuda:
+            return "graph", "compile: true on a GPU: the whole update as one captured CUDA graph"
+        return "compiled", "compile: true on the CPU: the three stages compiled"
+    if cuda:
+        return "graph", "compile: auto on a GPU: the whole update as one captured CUDA graph"
+    if updates >= CPU_COMPILE_PAYBACK_UPDATES:
+        return "compiled", (
+            f"compile: auto on the CPU: {updates:,} updates pay back the compile "
+            f"(it pays from {CPU_COMPILE_PAYBACK_UPDATES:,})"
+        )
+    return "eager", (
+        f"compile: auto on the CPU: {updates:,} updates are too few to pay back the compile "
+        f"(it pays from {CPU_COMPILE_PAYBACK_UPDATES:,})"
+    )
+
+
+@dataclass
+class _Snapshot:
+    """The learner's mutable state before a capture attempt (copies) and its generators'."""
+
+    tensors: list[torch.Tensor]
+    generators: list[torch.Tensor]
 
 
 # --- the three stages, as pure functions of their inputs (compiled when asked) ----------------
@@ -171,10 +202,11 @@ class IQLLearner:
             if m.seed not in starts:
                 starts[m.seed] = initial_weights(config, obs_dim, act_dim, m.seed)
         lead = [starts[self.members[i].seed] for i in leaders]
-        self.value = StackedMLP([w.value for w in lead]).to(self.device)
-        self.q = StackedMLP([net for w in lead for net in (w.q1, w.q2)]).to(self.device)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.actor = StackedMLP([starts[m.seed].actor for m in self.members]).to(self.device)
+        twins = [net for w in lead for net in (w.q1, w.q2)]
+        self.value = StackedMLP([w.value for w in lead], self.device)
+        self.q = StackedMLP(twins, self.device)
+        self.q_target = StackedMLP(twins, self.device, requires_grad=False)
+        self.actor = StackedMLP([starts[m.seed].actor for m in self.members], self.device)
         self.log_std = nn.Parameter(
             torch.stack([starts[m.seed].log_std for m in self.members]).to(self.device)
         )
@@ -183,30 +215,36 @@ class IQLLearner:
         )
         self.beta = torch.tensor([[m.beta] for m in self.members], device=self.device)
         c = config
-        capturable = {"capturable": True} if speed == "graph" else {}
         self.actor_lr = torch.tensor(float(c.actor_lr), device=self.device)
-        self.value_opt = torch.optim.Adam(
-            self.value.parameters(), lr=c.value_lr, fused=True, **capturable
-        )
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=c.critic_lr, fused=True, **capturable)
+        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=c.value_lr, fused=True)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=c.critic_lr, fused=True)
         self.actor_opt = torch.optim.Adam(
-            [*self.actor.parameters(), self.log_std], lr=self.actor_lr, fused=True, **capturable
+            [*self.actor.parameters(), self.log_std], lr=c.actor_lr, fused=True
         )
+        self._arm_optimisers()
         self._step_t = torch.zeros((), dtype=torch.float64, device=self.device)
         self.dropout_generator: torch.Generator | None = None
         if c.actor_dropout > 0:
-            self.dropout_generator = torch.Generator(device=self.device)
-            self.dropout_generator.manual_seed(self.members[0].seed + DROPOUT_SEED_OFFSET)
+            seed = self.members[0].seed + DROPOUT_SEED_OFFSET
+            self.dropout_generator = make_generator(self.device, seed)
         self.buffer: ReplayBuffer | None = None
-        if data is not None:
+        if data is not None:  # host or device tensors: the buffer copies them to the device
             seeds = [self.members[i].seed for i in leaders]
             self.buffer = ReplayBuffer(
-                data, c.batch_size, seeds, online_capacity, obs_stats=self.obs_stats
+                data,
+                c.batch_size,
+                seeds,
+                online_capacity,
+                obs_stats=self.obs_stats,
+                device=self.device,
             )
         self._sums = torch.zeros(len(METRIC_KEYS), k, device=self.device)
         self._count = 0
         self._graph: Any = None
+        self._capture_stream: Any = None
         self._warmup_left = GRAPH_WARMUP
+        #: why the captured graph was given up for the compiled stages (None while it was not)
+        self.capture_failure: str | None = None
         # parameter lists handed to the stage functions (the tensors stay the same objects)
         self._v = self.value.params()
         self._q = self.q.params()
@@ -215,7 +253,9 @@ class IQLLearner:
         self._targets = list(self.q_target.parameters())
         self._online = list(self.q.parameters())
         compiled = speed in ("compiled", "graph")
-        wrap = (lambda f: torch.compile(f, dynamic=False)) if compiled else (lambda f: f)
+        # fullgraph: a graph break (a host read, an unsupported op) is an error, not a slow path
+        wrap = (lambda f: torch.compile(f, dynamic=False, fullgraph=True)) if compiled else None
+        wrap = wrap or (lambda f: f)
         self._value_stage = wrap(value_stage)
         self._actor_stage = wrap(actor_stage)
         self._q_stage = wrap(q_stage)
@@ -368,6 +408,11 @@ class IQLLearner:
         batch = self.buffer.sample()
         self._sums.add_(self._step_on(batch, self._dropout_masks(self.config.batch_size)))
 
+    def _run(self, updates: int) -> None:
+        for _ in range(updates):
+            self._advance_one()
+            self.step += 1
+
     def advance(self, updates: int) -> None:
         """``updates`` updates on minibatches drawn from the learner's buffer; the per-member
         metric sums stay on the device until :meth:`pop_metrics`."""
@@ -375,50 +420,152 @@ class IQLLearner:
             raise RuntimeError("this learner was built without data; use update(batch)")
         self._count += updates
         if self.speed != "graph":
-            for _ in range(updates):
-                self._advance_one()
-                self.step += 1
+            self._run(updates)
             return
-        if self._graph is None and self._warmup_left > 0 and updates > 0:
-            warm = min(updates, self._warmup_left)
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                for _ in range(warm):
-                    self._advance_one()
+        with torch.cuda.device(self.device):  # cuda:N: warm-up, capture and replay on card N
+            if self._graph is None:
+                warm = min(updates, self._warmup_left)
+                if warm:
+                    self._warm_up(warm)
+                    updates -= warm
+                if updates > 0:
+                    if not self._capture_or_fall_back():
+                        self._run(updates)  # compiled stages from here on
+                        return
+                    self._graph.replay()
                     self.step += 1
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            self._warmup_left -= warm
-            updates -= warm
-        if updates > 0 and self._graph is None:
-            try:
-                self._capture()
-            except RuntimeError as err:  # a driver or torch that cannot capture this update
-                logger.warning(
-                    "CUDA graph capture failed (%s); continuing with compiled stages", err
-                )
-                self.speed = "compiled"
-                self.advance(updates)
-                self._count -= updates  # advance() counted them again
-                return
-        for _ in range(updates):
-            self._graph.replay()
-            self.step += 1
+                    updates -= 1
+                    self._check_engaged()
+            for _ in range(updates):
+                self._graph.replay()
+                self.step += 1
+
+    # --- the captured graph (CUDA) ---------------------------------------------------------
+    def _stream(self) -> torch.cuda.Stream:
+        """The learner's own side stream on its card, for warm-up and capture."""
+        if self._capture_stream is None:
+            self._capture_stream = torch.cuda.Stream(self.device)
+        return self._capture_stream
+
+    def _warm_up(self, updates: int) -> None:
+        """Eager updates on the side stream before capture (compilation and optimiser state
+        happen here, as CUDA graphs require)."""
+        side, main = self._stream(), torch.cuda.current_stream(self.device)
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            self._run(updates)
+        main.wait_stream(side)
+        self._warmup_left -= updates
+
+    def _generators(self) -> list[torch.Generator]:
+        assert self.buffer is not None
+        extra = [] if self.dropout_generator is None else [self.dropout_generator]
+        return [*self.buffer.generators, *extra]
 
     def _capture(self) -> None:
         """Record one whole update (draw, masks, stages, optimisers, targets, metric sums)."""
-        assert self.buffer is not None
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
-        generators = list(self.buffer.generators)
-        if self.dropout_generator is not None:
-            generators.append(self.dropout_generator)
-        for generator in generators:
+        for generator in self._generators():
             graph.register_generator_state(generator)
         # thread-local: Ray Tune runs a trial's function in its own thread of the actor
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(graph, stream=self._stream(), capture_error_mode="thread_local"):
             self._advance_one()
         self._graph = graph
+
+    def _check_engaged(self) -> None:
+        """After the first replay: the graph really updated (an empty graph, captured on
+        another card or stream, would leave the update counter behind). One host read."""
+        done = int(self._step_t.item())
+        if done != self.step:
+            raise RuntimeError(
+                f"the captured CUDA graph did not run the update on {self.device} (update "
+                f"counter {done}, expected {self.step}): the graph is empty; report this with "
+                "the device and torch version, and use training.compile: false meanwhile"
+            )
+
+    def _state_tensors(self) -> list[torch.Tensor]:
+        """Every tensor an update changes (updated in place, so captured addresses hold)."""
+        out = [
+            *self.value.parameters(),
+            *self.q.parameters(),
+            *self.q_target.parameters(),
+            *self.actor.parameters(),
+            self.log_std,
+            self._step_t,
+            self.actor_lr,
+            self._sums,
+        ]
+        for optimiser in self._optimisers():
+            for state in optimiser.state.values():
+                out.extend(v for v in state.values() if isinstance(v, torch.Tensor))
+        if self.buffer is not None:
+            out.append(self.buffer.size_t)
+        return out
+
+    def _snapshot(self) -> _Snapshot:
+        with torch.no_grad():
+            tensors = [t.detach().clone() for t in self._state_tensors()]
+        return _Snapshot(tensors, [g.get_state() for g in self._generators()])
+
+    def _capture_or_fall_back(self) -> bool:
+        """Capture the update; when anything fails inside (a host sync, a recompile, an
+        inductor assertion), put the learner back exactly as it was before the attempt and go
+        on with the compiled stages, saying why. True when the graph was captured."""
+        snapshot = self._snapshot()
+        try:
+            self._capture()
+            return True
+        except Exception as err:  # noqa: BLE001 - whatever fails, the run must stay consistent
+            self._graph = None
+            self._recover(snapshot)
+            message = str(err).strip().splitlines()
+            cause = f"{type(err).__name__}: {message[0] if message else ''}".strip(": ")
+            self.capture_failure = cause
+            self.speed = "compiled"
+            logger.warning("CUDA graph capture failed (%s); continuing compiled", cause)
+            warnings.warn(
+                f"CUDA graph capture failed ({cause}); the run goes on with compiled stages",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return False
+
+    def _recover(self, snapshot: _Snapshot) -> None:
+        """After a failed capture: the thread back on the default stream with nothing in
+        capture mode, the state copied back, the random streams continued by fresh
+        generators (the old ones may still be registered with the broken capture)."""
+        if self.device.type == "cuda":
+            torch.cuda.set_stream(torch.cuda.default_stream(self.device))
+            torch.cuda.synchronize(self.device)
+            if torch.cuda.is_current_stream_capturing():
+                raise RuntimeError("CUDA graph capture failed and the stream is still capturing")
+        with torch.no_grad():
+            for live, saved in zip(self._state_tensors(), snapshot.tensors, strict=True):
+                live.copy_(saved)
+        fresh = []
+        for state in snapshot.generators:
+            generator = make_generator(self.device, 0)
+            generator.set_state(state)
+            fresh.append(generator)
+        assert self.buffer is not None
+        groups = self.buffer.num_groups
+        self.buffer.generators = fresh[:groups]
+        if self.dropout_generator is not None:
+            self.dropout_generator = fresh[groups]
+
+    def _optimisers(self) -> tuple[torch.optim.Adam, ...]:
+        return (self.value_opt, self.q_opt, self.actor_opt)
+
+    def _arm_optimisers(self) -> None:
+        """Fused Adam, capturable when the update is captured (a loaded optimiser state keeps
+        the flags it was saved with, so they are set again after every load); the actor's
+        learning rate is the learner's device tensor."""
+        for optimiser in self._optimisers():
+            for group in optimiser.param_groups:
+                group["fused"] = True
+                group["capturable"] = self.speed == "graph"
+        self.actor_opt.param_groups[0]["lr"] = self.actor_lr
 
     def pop_metrics(self) -> tuple[np.ndarray, int]:
         """Mean of every metric over the updates since the last call: ``[M, K]`` (host) and
@@ -548,8 +695,9 @@ class IQLLearner:
         self.value_opt.load_state_dict(state["value_opt"])
         self.q_opt.load_state_dict(state["q_opt"])
         self.actor_opt.load_state_dict(state["actor_opt"])
-        # the loaded param group holds a copy of the lr tensor: keep the learner's own
-        self.actor_opt.param_groups[0]["lr"] = self.actor_lr
+        # the loaded groups carry the writer's flags and a copy of the lr tensor: a checkpoint
+        # written eager or compiled resumes captured in a graph learner
+        self._arm_optimisers()
         self.step = int(state["step"])
         self._step_t.fill_(float(self.step))
         if generators:
@@ -577,4 +725,4 @@ class IQLLearner:
         return learner
 
 
-__all__ = ["IQLLearner", "Member", "METRIC_KEYS", "SPEEDS", "Layer", "speed_for"]
+__all__ = ["IQLLearner", "Member", "METRIC_KEYS", "SPEEDS", "Layer", "choose_speed"]

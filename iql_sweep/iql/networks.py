@@ -199,18 +199,29 @@ def stacked_mlp(
 
 
 class StackedMLP(nn.Module):
-    """``E`` MLPs held as stacked parameters; :func:`stacked_mlp` computes them."""
+    """``E`` MLPs held as stacked parameters; :func:`stacked_mlp` computes them.
 
-    def __init__(self, members: Sequence[Sequence[Layer]]):
+    The parameters are made on ``device`` tensor by tensor (never ``Module.to``), so the same
+    code builds them as fake CUDA tensors in the CPU proofs of the GPU path."""
+
+    def __init__(
+        self,
+        members: Sequence[Sequence[Layer]],
+        device: str | torch.device = "cpu",
+        requires_grad: bool = True,
+    ):
         super().__init__()
         depth = len(members[0])
+
+        def stacked(parts: list[torch.Tensor]) -> nn.Parameter:
+            tensor = torch.stack(parts).contiguous().to(device)
+            return nn.Parameter(tensor, requires_grad=requires_grad)
+
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([m[i][0].t() for m in members]).contiguous())
-            for i in range(depth)
+            stacked([m[i][0].t() for m in members]) for i in range(depth)
         )
         self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([m[i][1][None, :] for m in members]).contiguous())
-            for i in range(depth)
+            stacked([m[i][1][None, :] for m in members]) for i in range(depth)
         )
 
     def params(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

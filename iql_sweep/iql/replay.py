@@ -33,6 +33,13 @@ _DRAW_HIGH = 2**62
 Batch = dict[str, torch.Tensor]
 
 
+def make_generator(device: str | torch.device, seed: int) -> torch.Generator:
+    """A random generator on ``device`` seeded with ``seed`` (the one place generators are made:
+    the CPU proofs of the GPU path put CPU generators here, since ``torch.Generator("cuda")``
+    cannot be faked)."""
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
 def field_slices(obs_dim: int, act_dim: int) -> dict[str, slice | int]:
     """Where each field sits in a packed row (vectors as slices, scalars as columns)."""
     widths = {"observations": obs_dim, "actions": act_dim, "next_observations": obs_dim}
@@ -60,7 +67,10 @@ class ReplayBuffer:
         seeds: Sequence[int],
         online_capacity: int = 0,
         obs_stats: ObservationStats | None = None,
+        device: str | torch.device | None = None,
     ):
+        """``tensors`` may live on the host: they are copied to ``device`` (default: theirs)
+        column by column, so the device never holds the data twice."""
         if not seeds:
             raise ValueError("a replay buffer needs at least one generator seed")
         self.obs_dim = int(tensors["observations"].shape[1])
@@ -68,7 +78,7 @@ class ReplayBuffer:
         self.slices = field_slices(self.obs_dim, self.act_dim)
         width = 2 * self.obs_dim + self.act_dim + 3
         n = int(tensors["rewards"].shape[0])
-        self.device = tensors["rewards"].device
+        self.device = torch.device(device) if device is not None else tensors["rewards"].device
         self.obs_stats = obs_stats
         self.storage = torch.zeros(n + online_capacity, width, device=self.device)
         for name in FIELDS:
@@ -76,13 +86,14 @@ class ReplayBuffer:
             if obs_stats is not None and name in OBSERVATION_FIELDS:
                 column = obs_stats.normalize(column)
             self.storage[:n, self.slices[name]] = column
+            del column
         self.batch_size = int(batch_size)
         self.offline_size = n
         self.size = n
         self.size_t = torch.tensor(n, dtype=torch.int64, device=self.device)
         self.capacity = n + online_capacity
-        self.generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
-        self.fingerprint = self._fingerprint()
+        self.generators = [make_generator(self.device, s) for s in seeds]
+        self._fingerprint: list[float] | None = None
 
     @property
     def num_groups(self) -> int:
@@ -145,10 +156,14 @@ class ReplayBuffer:
         buffer normalises)."""
         return self.split(self.storage[self.offline_size : self.size])[name]
 
-    def _fingerprint(self) -> list[float]:
-        """A cheap content check of the offline rows: the row count and every column's sum."""
-        sums = self.storage[: self.offline_size].sum(dim=0, dtype=torch.float64)
-        return [float(self.offline_size), *sums.cpu().tolist()]
+    @property
+    def fingerprint(self) -> list[float]:
+        """A cheap content check of the offline rows: the row count and every column's sum
+        (computed once, when a checkpoint first needs it)."""
+        if self._fingerprint is None:
+            sums = self.storage[: self.offline_size].sum(dim=0, dtype=torch.float64)
+            self._fingerprint = [float(self.offline_size), *sums.cpu().tolist()]
+        return self._fingerprint
 
     def state_dict(self) -> dict[str, Any]:
         """Generators, sizes and the online rows (the offline rows are the dataset)."""
