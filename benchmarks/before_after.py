@@ -7,7 +7,10 @@ checkout of the project (commit 9b1f47b or any before the single learner).
 
 Contenders (Hopper's shapes, batch 256, 2x256, minibatch draw included): one configuration
 (reference agent; before: eager population of one and compiled fast path; now: learner eager and
-compiled) and the 3 tau x 3 beta grid with shared critics, compiled (config-updates/s).
+compiled) and the 3 tau x 3 beta grid with shared critics, compiled (config-updates/s). A
+``--before`` checkout that already has the single learner (``iql_sweep/iql/learner.py``) is
+timed as the same four contenders of its own learner (the "population of one" and "fast path"
+rows are then its learner eager and compiled).
 """
 
 from __future__ import annotations
@@ -64,6 +67,41 @@ for line in sys.stdin:
     step, configs = steps[name]
     print(configs * calls_per_second(step, float(seconds), warmup=20), flush=True)
 """
+# The same contenders from an earlier checkout of the single learner (any commit since it).
+WORKER_LEARNER = r"""
+import sys
+tree, threads = sys.argv[1], int(sys.argv[2])
+sys.path[:0] = [tree, tree + "/benchmarks"]
+import torch
+from _common import calls_per_second, random_transitions
+from iql_sweep.iql.config import Member, make_config
+from iql_sweep.iql.learner import IQLLearner
+from iql_sweep.iql.reference import IQLAgent
+from iql_sweep.iql.replay import ReplayBuffer
+torch.set_num_threads(threads)
+data = random_transitions(200_000, 11, 3)
+config = make_config("default")
+member = [Member(expectile=0.7, beta=3.0, seed=0)]
+grid = [Member(expectile=t, beta=b, seed=0) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)]
+agent, buffer = IQLAgent(11, 3, config, seed=0), ReplayBuffer(data, 256, [0])
+eager = IQLLearner(11, 3, config, member, data)
+compiled = IQLLearner(11, 3, config, member, data, speed="compiled")
+packed = IQLLearner(11, 3, config, grid, data, speed="compiled")
+steps = {
+    "before: reference": (lambda: agent.update({k: v[0] for k, v in buffer.sample().items()}), 1),
+    "before: population of one, eager": (lambda: eager.advance(1), 1),
+    "before: fast path (compiled)": (lambda: compiled.advance(1), 1),
+    "before: 3tau x 3beta shared, compiled": (lambda: packed.advance(1), 9),
+}
+for step, _ in steps.values():
+    for _ in range(3):
+        step()
+print("ready", flush=True)
+for line in sys.stdin:
+    name, seconds = line.rstrip("\n").rsplit(" ", 1)
+    step, configs = steps[name]
+    print(configs * calls_per_second(step, float(seconds), warmup=20), flush=True)
+"""
 BEFORE = (
     "before: reference",
     "before: population of one, eager",
@@ -80,8 +118,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    learner_tree = (args.before / "iql_sweep/iql/learner.py").exists()
+    code = WORKER_LEARNER if learner_tree else WORKER  # an earlier learner, or the old engines
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(args.before.resolve()), str(args.threads)],
+        [sys.executable, "-c", code, str(args.before.resolve()), str(args.threads)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -83,7 +83,7 @@ def assemble(
     members = trial.members(config)
     data = prepare_data(data if data is not None else load_transitions(trial.dataset), config)
     run = trial.run
-    speed, reason = choose_speed(run.compile, device, run.total_updates)
+    speed, reason = choose_speed(run.compile, device, run.total_updates, len(members))
     # before the learner is built or captured: a change mid-run would recompile in a capture
     torch.set_float32_matmul_precision(run.matmul_precision)
     learner = IQLLearner(

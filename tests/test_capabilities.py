@@ -35,7 +35,9 @@ def starts_training(trial, data) -> bool:
             trial.members(config),
             prepared.to_tensors("cpu"),
             share_critics=trial.run.share_critics,
-            speed=choose_speed(trial.run.compile, "cpu", trial.total_updates)[0],
+            speed=choose_speed(
+                trial.run.compile, "cpu", trial.total_updates, len(trial.members(config))
+            )[0],
             online_capacity=trial.run.online_steps,
         )
     except ConfigError:

@@ -65,6 +65,13 @@ def test_tiny_training_run_writes_metrics_and_checkpoint(umaze_id, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "maze" and config["iql"]["batch_size"] == 32
     assert config["iql"]["max_steps"] == 60
+    # compile: auto, the default; on the CPU 60 updates of one configuration stay eager, and
+    # the first line and config.json say so and why
+    assert config["run"]["compile"] == "auto" and config["speed"] == "eager"
+    assert "does not pay back" in config["speed_reason"]
+    assert f"speed: eager ({config['speed_reason']})" in " ".join(result.output.split())
+    assert config["run"]["matmul_precision"] == "highest"
+    assert {r["speed"] for r in rows} == {"eager"}
     # Running the same command again resumes from the final checkpoint: nothing is redone.
     again = run(*args)
     assert again.exit_code == 0, again.output

@@ -34,6 +34,7 @@ import iql_sweep.iql.learner as learner_module
 import iql_sweep.iql.replay as replay_module
 from iql_sweep.iql.config import PRESETS, Member
 from iql_sweep.iql.learner import (
+    CPU_COMPILE_MIN_MEMBERS,
     CPU_COMPILE_PAYBACK_UPDATES,
     IQLLearner,
     actor_stage,
@@ -250,7 +251,8 @@ def test_the_compiled_stages_have_no_graph_break():
     """The learner compiles each stage with fullgraph=True: a pack with shared critics,
     dropout and the cosine schedule trains compiled and equals eager."""
     data = random_tensors(200)
-    config = small_config("kitchen", max_steps=6)  # dropout 0.1, cosine actor schedule
+    # dropout 0.1, cosine actor schedule; widths no other test uses, so the stages compile here
+    config = small_config("kitchen", max_steps=6, hidden_dims=(24, 40))
     torch._dynamo.utils.counters.clear()
     compiled = IQLLearner(OBS, ACT, config, PACK[:4], data, speed="compiled")
     eager = IQLLearner(OBS, ACT, config, PACK[:4], data)
@@ -384,10 +386,13 @@ def test_auto_is_the_graph_on_a_gpu_and_pays_back_on_the_cpu():
 
     from iql_sweep.spec import SweepSpec
 
+    long, pack = CPU_COMPILE_PAYBACK_UPDATES, CPU_COMPILE_MIN_MEMBERS
     assert choose_speed("auto", "cuda:1", 10)[0] == "graph"
-    assert choose_speed("auto", "cpu", CPU_COMPILE_PAYBACK_UPDATES - 1)[0] == "eager"
-    speed, reason = choose_speed("auto", "cpu", CPU_COMPILE_PAYBACK_UPDATES)
-    assert speed == "compiled" and "pay back" in reason
+    assert choose_speed("auto", "cpu", long - 1, pack)[0] == "eager"
+    speed, reason = choose_speed("auto", "cpu", long, pack)
+    assert speed == "compiled" and "pays back" in reason
+    speed, reason = choose_speed("auto", "cpu", 10**6, pack - 1)
+    assert speed == "eager" and "does not pay back" in reason
     assert choose_speed(False, "cuda", 10**6)[0] == "eager"
     assert choose_speed(True, "cpu", 1)[0] == "compiled"
     sweeps = Path(__file__).resolve().parent.parent / "sweeps"

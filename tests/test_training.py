@@ -162,3 +162,21 @@ def test_damaged_checkpoints_with_no_good_one_left_are_a_clear_error(umaze_id, t
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "damaged" in result.output and "Traceback" not in result.output
+
+
+def test_matmul_precision_is_set_before_the_learner_and_recorded(umaze_id, tmp_path):
+    """training.matmul_precision applies to the whole run (set when the run is assembled, before
+    the learner exists) and config.json keeps it."""
+    import json
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        settings = SETTINGS.model_copy(update={"steps": 20, "matmul_precision": "high"})
+        run(umaze_id, tmp_path / "tf32", settings=settings)
+        assert torch.get_float32_matmul_precision() == "high"
+        info = json.loads((tmp_path / "tf32" / "config.json").read_text())
+        assert info["run"]["matmul_precision"] == "high"
+        run(umaze_id, tmp_path / "full", settings=SETTINGS.model_copy(update={"steps": 20}))
+        assert torch.get_float32_matmul_precision() == "highest"
+    finally:
+        torch.set_float32_matmul_precision(before)

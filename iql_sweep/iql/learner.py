@@ -56,9 +56,12 @@ Speed = Literal["eager", "compiled", "graph"]
 SPEEDS: tuple[str, ...] = ("eager", "compiled", "graph")
 #: ``training.compile``: ``auto`` picks the speed from the device and the run's length.
 Compile = bool | Literal["auto"]
-#: On the CPU, ``auto`` compiles runs of at least this many updates: the compile (cold cache)
-#: costs about as much as the compiled stages save over this many updates; measured by
-#: ``benchmarks/compile_payback.py`` (figures in benchmarks/RESULTS.md).
+#: On the CPU, ``auto`` compiles packs of at least this many configurations running at least
+#: this many updates; one configuration stays eager. Measured by benchmarks/compile_payback.py
+#: (2 cores, 256x256, batch 256): compiled one configuration 0.98-1.00x eager, so its ~17 s
+#: cold compile never pays back; a 3 tau x 3 beta pack 1.08x, paying back after ~15,000
+#: updates (figures in benchmarks/RESULTS.md).
+CPU_COMPILE_MIN_MEMBERS = 9
 CPU_COMPILE_PAYBACK_UPDATES = 20_000
 
 #: Per-member metrics of every update, in the order of the learner's metric rows.
@@ -84,9 +87,11 @@ for _name in ("recompile_limit", "cache_size_limit"):
         setattr(torch._dynamo.config, _name, 64)
 
 
-def choose_speed(compile: Compile, device: str | torch.device, updates: int) -> tuple[Speed, str]:
-    """The speed a run of ``updates`` updates on ``device`` gets with ``training.compile``,
-    and why (the run's console line and ``config.json`` say both)."""
+def choose_speed(
+    compile: Compile, device: str | torch.device, updates: int, members: int = 1
+) -> tuple[Speed, str]:
+    """The speed a run of ``updates`` updates of ``members`` configurations on ``device`` gets
+    with ``training.compile``, and why (the run's console line and ``config.json`` say both)."""
     cuda = torch.device(device).type == "cuda"
     if compile is False:
         return "eager", "compile: false"
@@ -96,14 +101,20 @@ def choose_speed(compile: Compile, device: str | torch.device, updates: int) -> 
         return "compiled", "compile: true on the CPU: the three stages compiled"
     if cuda:
         return "graph", "compile: auto on a GPU: the whole update as one captured CUDA graph"
-    if updates >= CPU_COMPILE_PAYBACK_UPDATES:
-        return "compiled", (
-            f"compile: auto on the CPU: {updates:,} updates pay back the compile "
-            f"(it pays from {CPU_COMPILE_PAYBACK_UPDATES:,})"
+    if members < CPU_COMPILE_MIN_MEMBERS:
+        return "eager", (
+            f"compile: auto on the CPU: compiling {members} configuration(s) does not pay back "
+            f"(it pays for packs of {CPU_COMPILE_MIN_MEMBERS}+ over "
+            f"{CPU_COMPILE_PAYBACK_UPDATES:,}+ updates)"
         )
-    return "eager", (
-        f"compile: auto on the CPU: {updates:,} updates are too few to pay back the compile "
-        f"(it pays from {CPU_COMPILE_PAYBACK_UPDATES:,})"
+    if updates < CPU_COMPILE_PAYBACK_UPDATES:
+        return "eager", (
+            f"compile: auto on the CPU: {updates:,} updates are too few to pay back the "
+            f"compile (it pays from {CPU_COMPILE_PAYBACK_UPDATES:,})"
+        )
+    return "compiled", (
+        f"compile: auto on the CPU: a pack of {members} over {updates:,} updates pays back "
+        "the compile"
     )
 
 
