@@ -31,14 +31,28 @@ from iql_sweep.iql.replay import ReplayBuffer
 OBS, ACT, N = 11, 3, 200_000
 GRID = [(t, b) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)]
 
-# The earlier engines (IQLAgent + BatchSampler, FastAgent, IQLPopulation), built once, then
-# timed on request: one line "NAME SECONDS" in, one rate out.
-WORKER = r"""
+# The worker's start (the earlier tree first on the path) and its loop: one line "NAME
+# SECONDS" in, one rate out.
+HEAD = r"""
 import sys
 tree, threads = sys.argv[1], int(sys.argv[2])
 sys.path[:0] = [tree, tree + "/benchmarks"]
 import torch
 from _common import calls_per_second, random_transitions
+"""
+SERVE = r"""
+for step, _ in steps.values():
+    for _ in range(3):
+        step()
+print("ready", flush=True)
+for line in sys.stdin:
+    name, seconds = line.rstrip("\n").rsplit(" ", 1)
+    step, configs = steps[name]
+    print(configs * calls_per_second(step, float(seconds), warmup=20), flush=True)
+"""
+# The earlier engines (IQLAgent + BatchSampler, FastAgent, IQLPopulation), built once, then
+# timed on request.
+WORKER = HEAD + r"""
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
 from iql_sweep.iql.config import make_config
@@ -58,22 +72,9 @@ steps = {
     "before: fast path (compiled)": (lambda: fast.update(fast_sampler.sample()), 1),
     "before: 3tau x 3beta shared, compiled": (lambda: pop.update(pop.sample()), 9),
 }
-for step, _ in steps.values():
-    for _ in range(3):
-        step()
-print("ready", flush=True)
-for line in sys.stdin:
-    name, seconds = line.rstrip("\n").rsplit(" ", 1)
-    step, configs = steps[name]
-    print(configs * calls_per_second(step, float(seconds), warmup=20), flush=True)
-"""
+""" + SERVE
 # The same contenders from an earlier checkout of the single learner (any commit since it).
-WORKER_LEARNER = r"""
-import sys
-tree, threads = sys.argv[1], int(sys.argv[2])
-sys.path[:0] = [tree, tree + "/benchmarks"]
-import torch
-from _common import calls_per_second, random_transitions
+WORKER_LEARNER = HEAD + r"""
 from iql_sweep.iql.config import Member, make_config
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.reference import IQLAgent
@@ -93,15 +94,7 @@ steps = {
     "before: fast path (compiled)": (lambda: compiled.advance(1), 1),
     "before: 3tau x 3beta shared, compiled": (lambda: packed.advance(1), 9),
 }
-for step, _ in steps.values():
-    for _ in range(3):
-        step()
-print("ready", flush=True)
-for line in sys.stdin:
-    name, seconds = line.rstrip("\n").rsplit(" ", 1)
-    step, configs = steps[name]
-    print(configs * calls_per_second(step, float(seconds), warmup=20), flush=True)
-"""
+""" + SERVE
 BEFORE = (
     "before: reference",
     "before: population of one, eager",

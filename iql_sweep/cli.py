@@ -84,7 +84,7 @@ def train(
     ] = None,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 10,
     seed: Annotated[int, typer.Option()] = 0,
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N")] = "auto",
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder; an existing checkpoint there is resumed.")
@@ -335,14 +335,34 @@ def _spec_error(err: Exception) -> None:
 
 
 @app.command()
-def validate(spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML).")]) -> None:
+def validate(
+    spec: Annotated[Path, typer.Argument(help="A sweep spec (YAML).")],
+    offline: Annotated[
+        bool,
+        typer.Option(
+            help="Check everything but the remote datasets' presence (prepare a spec without "
+            "internet for a cluster that has it)."
+        ),
+    ] = False,
+) -> None:
     """Check a sweep spec; prints every problem with its YAML path."""
+    from iql_sweep.data.generators import name_for_id
+    from iql_sweep.data.minari_io import local_dataset_ids
     from iql_sweep.spec import load_spec, trial_count
 
     try:
-        parsed = load_spec(spec)
+        parsed = load_spec(spec, remote=not offline)
     except IQLSweepError as err:
         _spec_error(err)
+    if offline:
+        present = set(local_dataset_ids())
+        remote = [d for d in parsed.datasets if d not in present and name_for_id(d) is None]
+        if remote:
+            console.print(
+                f"not checked (--offline): {', '.join(remote)} must be on Minari's remote "
+                "where the sweep runs",
+                highlight=False,
+            )
     runs = len(parsed.datasets) * len(parsed.pack_plan()) if parsed.packed else trial_count(parsed)
     console.print(
         f"[bold green]valid[/] {parsed.name}: {trial_count(parsed)} configurations in {runs} "

@@ -23,6 +23,7 @@ import itertools
 import math
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -429,6 +430,14 @@ def _output_errors(spec: SweepSpec, base: Path | None = None) -> list[str]:
                 return [
                     f"output: cannot write in {path} (permission denied); choose another folder"
                 ]
+            if path != experiment:  # what the run will create: try it (/proc, read-only mounts)
+                try:
+                    os.rmdir(tempfile.mkdtemp(prefix=".iql-sweep-probe-", dir=path))
+                except OSError as err:
+                    return [
+                        f"output: cannot create folders in {path} ({err.strerror or err}); "
+                        "choose another folder"
+                    ]
             return []
     return []
 
@@ -475,7 +484,9 @@ def dataset_content_errors(spec: SweepSpec) -> list[str]:
     return problems
 
 
-def _dataset_errors(spec: SweepSpec) -> list[str]:
+def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
+    """Ids well formed and listed once; one neither local nor makeable must be on Minari's
+    remote (not asked with ``remote=False``: ``validate --offline``)."""
     from iql_sweep.data.generators import name_for_id
     from iql_sweep.data.minari_io import _ID_RE, local_dataset_ids
 
@@ -492,7 +503,7 @@ def _dataset_errors(spec: SweepSpec) -> list[str]:
                 f"{where}: {dataset_id!r} is not a Minari id (namespace/name-vN, "
                 "e.g. iql-sweep/pointmaze/umaze-v0)"
             )
-        elif dataset_id not in present and name_for_id(dataset_id) is None:
+        elif remote and dataset_id not in present and name_for_id(dataset_id) is None:
             problems += _remote_dataset_errors(where, dataset_id)
     return problems
 
@@ -521,9 +532,14 @@ def _remote_dataset_errors(where: str, dataset_id: str) -> list[str]:
 
 
 def validate_spec(
-    raw: Any, check_datasets: bool = True, base: Path | None = None, check_output: bool = True
+    raw: Any,
+    check_datasets: bool = True,
+    base: Path | None = None,
+    check_output: bool = True,
+    remote: bool = True,
 ) -> SweepSpec:
-    """Parse a spec (a dict from YAML); raise ConfigError listing every problem, one per line."""
+    """Parse a spec (a dict from YAML); raise ConfigError listing every problem, one per line.
+    ``remote=False`` checks everything but the remote datasets' presence."""
     if not isinstance(raw, dict):
         raise ConfigError("(top level): a sweep spec is a YAML mapping of keys to values")
     try:
@@ -559,7 +575,7 @@ def validate_spec(
     if not problems:  # on the trials the sweep will run: relations, capabilities
         problems += _resolved_errors(spec)
     if check_datasets:
-        problems += _dataset_errors(spec)
+        problems += _dataset_errors(spec, remote)
         if not problems:
             problems += dataset_content_errors(spec)
     if problems:
@@ -568,7 +584,7 @@ def validate_spec(
 
 
 def load_spec(
-    path: str | Path, check_datasets: bool = True, output: str | None = None
+    path: str | Path, check_datasets: bool = True, output: str | None = None, remote: bool = True
 ) -> SweepSpec:
     """Read and validate a YAML spec file (``output`` replaces the spec's, before the check)."""
     path = Path(path)
@@ -577,7 +593,7 @@ def load_spec(
     raw = load_yaml(path)
     if output is not None and isinstance(raw, dict):
         raw = {**raw, "output": output}
-    return validate_spec(raw, check_datasets=check_datasets)
+    return validate_spec(raw, check_datasets=check_datasets, remote=remote)
 
 
 def trial_count(spec: SweepSpec) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,28 @@ def prepare_datasets(spec: SweepSpec, console: Console) -> None:
             raise ConfigError("\n".join(problems))
 
 
+def check_address(address: str | None) -> None:
+    """A cluster address (``--address``, else ``RAY_ADDRESS``) where something listens, or a
+    one-line error within seconds (Ray itself would retry for about a minute first)."""
+    field = "--address"
+    if not address:
+        address, field = os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS"
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{field}: use 'auto' or HOST:PORT (got {address!r})")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConfigError(
+            f"{field}: nothing answers at {host}:{port} ({reason}); start the cluster there "
+            "('ray start --head'), give the address its head prints, or leave --address out "
+            "for a local Ray"
+        ) from None
+
+
 def init_ray(
     address: str | None, spec: SweepSpec, log_file: Path | None = None, verbose: bool = True
 ) -> None:
@@ -244,6 +267,7 @@ def run_sweep(
 ) -> Path:
     """Run a validated spec to the end; returns the experiment folder."""
     console = console or Console()
+    check_address(address)
     storage = spec.output_dir(base).resolve()
     experiment = storage / spec.name
     if (experiment / SPEC_COPY).exists():
@@ -290,6 +314,7 @@ def resume_sweep(
 ) -> Path:
     """Continue an interrupted sweep from its last checkpoints; finished trials are kept."""
     console = console or Console()
+    check_address(address)
     experiment = Path(experiment).resolve()
     spec_file = experiment / SPEC_COPY
     if not spec_file.is_file():

@@ -32,14 +32,28 @@ EVAL_SEED_OFFSET = 10_000
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU; an unavailable CUDA is an error."""
+    """``auto`` picks CUDA when present, else the CPU; an unavailable CUDA is an error. A CUDA
+    device always comes with its index (``cuda`` is the current card), so warm-up, capture and
+    replay all name the same card."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"--device: unknown device {device!r}; use auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device: unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if device == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
         raise ConfigError("--device: cuda was requested but no CUDA device is available; use cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device: {device!r} is not a device; use cuda:N") from None
+    index = torch.cuda.current_device() if resolved.index is None else resolved.index
+    if index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"--device: {device} does not exist; this machine has {torch.cuda.device_count()} "
+            f"CUDA device(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
+    return torch.device("cuda", index)
 
 
 def prepare_data(data: Transitions, config: IQLConfig) -> Transitions:

@@ -343,6 +343,8 @@ def _path_cases(tmp_path: Path) -> list[tuple[str, str]]:
         (str(a_file), f"output: {a_file} is a file; give a folder"),
         (str(a_file / "deeper"), f"lies under the file {a_file}"),
         (str(locked), f"output: cannot write in {locked}"),
+        # a folder that looks writable but cannot hold folders (root passes access() there)
+        ("/proc/iql-sweep-results", "output: cannot create folders in /proc"),
     ]
 
 
@@ -504,3 +506,33 @@ def test_mutated_yaml_bytes_give_a_spec_or_a_clean_refusal(base, tmp_path_factor
     path.write_bytes(text)
     with contextlib.suppress(ConfigError):  # a spec, or a clean refusal: nothing else
         load_spec(path, check_datasets=False)
+
+
+def test_an_address_where_nothing_listens_is_refused_within_seconds(base, tmp_path):
+    """Ray would retry a dead address for about a minute; the driver asks first."""
+    import time
+
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({**base, "output": str(tmp_path)}))
+    started = time.monotonic()
+    output = refusal(["run", str(tmp_path / "spec.yaml"), "--address", "127.0.0.1:9"])
+    assert "--address: nothing answers at 127.0.0.1:9 (Connection refused)" in output
+    assert time.monotonic() - started < 15
+    assert not (tmp_path / base["name"]).exists()  # no work started
+    output = refusal(["run", str(tmp_path / "spec.yaml"), "--address", "head-node"])
+    assert "--address: use 'auto' or HOST:PORT (got 'head-node')" in output
+
+
+def test_validate_offline_checks_all_but_the_remote_datasets(base, tmp_path):
+    """Without internet a spec naming remote datasets is refused by plain validate (the remote
+    cannot be asked) and accepted by validate --offline, which says what it did not check;
+    every other check still runs."""
+    spec = {**base, "datasets": [*base["datasets"], "D4RL/antmaze/umaze-v1"]}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert "cannot be reached" in refusal(["validate", str(tmp_path / "spec.yaml")])
+    result = runner.invoke(app, ["validate", str(tmp_path / "spec.yaml"), "--offline"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "not checked (--offline): D4RL/antmaze/umaze-v1" in text and "valid" in text
+    broken = {**spec, "iql": {**spec["iql"], "expectile": 1.5}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(broken))
+    assert "iql.expectile" in refusal(["validate", str(tmp_path / "spec.yaml"), "--offline"])
