@@ -37,14 +37,14 @@ def _publish_node_types(groups: list[tuple[str, dict[str, float], int]]) -> None
     )
 
 
-def _spec(umaze_id: str, tmp_path, gpus: float):
+def _spec(umaze_id: str, tmp_path, gpus: float, cpus: float = 1):
     return validate_spec(
         {
             "name": "feasible",
             "datasets": [umaze_id],
             "search": {"grid": {"expectile": [0.7]}},
             "training": {"steps": 20, "eval_every": 10},
-            "resources": {"cpus_per_trial": 1, "gpus_per_trial": gpus},
+            "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus},
             "output": str(tmp_path),
         }
     )
@@ -71,6 +71,9 @@ def test_a_gpu_request_no_node_type_offers_is_refused(local_ray, umaze_id, tmp_p
     with pytest.raises(ConfigError, match=r"resources.gpus_per_trial: a trial asks for 1 GPU"):
         check(place)
     assert check(placement(_spec(umaze_id, tmp_path, gpus=0))) is None
+    # more CPUs than any node has or the autoscaler can add
+    with pytest.raises(ConfigError, match=r"resources.cpus_per_trial: a trial asks for 64 CPU"):
+        check(placement(_spec(umaze_id, tmp_path, gpus=0, cpus=64)))
 
 
 GIB = 2**30

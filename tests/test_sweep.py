@@ -538,11 +538,11 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_pa
 
 
 def test_requests_no_node_can_satisfy_are_refused_before_ray_waits(umaze_id, tmp_path):
-    """A GPU on a machine without one, or more CPUs than it has: an error naming the field,
-    the request and what the cluster offers, instead of a sweep waiting forever."""
+    """A GPU on a machine without one: an error naming the field, the request and what the
+    cluster offers, instead of a sweep waiting forever (through the real entry point; more
+    CPUs than a node has: tests/test_feasibility.py, in-process)."""
     for field, value, expected in (
         ("gpus_per_trial", 1, "resources.gpus_per_trial: a trial asks for 1 GPU"),
-        ("cpus_per_trial", 64, "resources.cpus_per_trial: a trial asks for 64 CPU"),
     ):
         spec = tiny_spec(f"infeasible-{field}", [umaze_id], {"grid": {"expectile": [0.7]}})
         spec["resources"][field] = value
