@@ -52,7 +52,9 @@ for line in sys.stdin:
 """
 # The earlier engines (IQLAgent + BatchSampler, FastAgent, IQLPopulation), built once, then
 # timed on request.
-WORKER = HEAD + r"""
+WORKER = (
+    HEAD
+    + r"""
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
 from iql_sweep.iql.config import make_config
@@ -72,9 +74,13 @@ steps = {
     "before: fast path (compiled)": (lambda: fast.update(fast_sampler.sample()), 1),
     "before: 3tau x 3beta shared, compiled": (lambda: pop.update(pop.sample()), 9),
 }
-""" + SERVE
+"""
+    + SERVE
+)
 # The same contenders from an earlier checkout of the single learner (any commit since it).
-WORKER_LEARNER = HEAD + r"""
+WORKER_LEARNER = (
+    HEAD
+    + r"""
 from iql_sweep.iql.config import Member, make_config
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.reference import IQLAgent
@@ -94,7 +100,9 @@ steps = {
     "before: fast path (compiled)": (lambda: compiled.advance(1), 1),
     "before: 3tau x 3beta shared, compiled": (lambda: packed.advance(1), 9),
 }
-""" + SERVE
+"""
+    + SERVE
+)
 BEFORE = (
     "before: reference",
     "before: population of one, eager",
