@@ -39,6 +39,10 @@ tree, threads = sys.argv[1], int(sys.argv[2])
 sys.path[:0] = [tree, tree + "/benchmarks"]
 import torch
 from _common import calls_per_second, random_transitions
+from iql_sweep.iql.config import make_config
+torch.set_num_threads(threads)
+data = random_transitions(200_000, 11, 3)
+config = make_config("default")
 """
 SERVE = r"""
 for step, _ in steps.values():
@@ -57,12 +61,8 @@ WORKER = (
     + r"""
 from iql_sweep.data.transitions import BatchSampler
 from iql_sweep.iql.agent import IQLAgent
-from iql_sweep.iql.config import make_config
 from iql_sweep.iql.fast import FastAgent
 from iql_sweep.iql.population import IQLPopulation, Member
-torch.set_num_threads(threads)
-data = random_transitions(200_000, 11, 3)
-config = make_config("default")
 agent, sampler = IQLAgent(11, 3, config, seed=0), BatchSampler(data, 256, seed=0)
 one = IQLPopulation(11, 3, config, [Member(0.7, 3.0, 0)], data)
 fast, fast_sampler = FastAgent(11, 3, config, seed=0, compile=True), BatchSampler(data, 256, 0)
@@ -81,13 +81,10 @@ steps = {
 WORKER_LEARNER = (
     HEAD
     + r"""
-from iql_sweep.iql.config import Member, make_config
+from iql_sweep.iql.config import Member
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.reference import IQLAgent
 from iql_sweep.iql.replay import ReplayBuffer
-torch.set_num_threads(threads)
-data = random_transitions(200_000, 11, 3)
-config = make_config("default")
 member = [Member(expectile=0.7, beta=3.0, seed=0)]
 grid = [Member(expectile=t, beta=b, seed=0) for t in (0.5, 0.7, 0.9) for b in (0.5, 3.0, 10.0)]
 agent, buffer = IQLAgent(11, 3, config, seed=0), ReplayBuffer(data, 256, [0])

@@ -346,15 +346,16 @@ def validate(
     ] = False,
 ) -> None:
     """Check a sweep spec; prints every problem with its YAML path."""
-    from iql_sweep.data.generators import name_for_id
-    from iql_sweep.data.minari_io import local_dataset_ids
     from iql_sweep.spec import load_spec, trial_count
 
     try:
         parsed = load_spec(spec, remote=not offline)
     except IQLSweepError as err:
         _spec_error(err)
-    if offline:
+    if offline:  # (imported only now: a hostile file is refused before the data stack loads)
+        from iql_sweep.data.generators import name_for_id
+        from iql_sweep.data.minari_io import local_dataset_ids
+
         present = set(local_dataset_ids())
         remote = [d for d in parsed.datasets if d not in present and name_for_id(d) is None]
         if remote:
