@@ -104,8 +104,8 @@ def export_for_d3rlpy(dataset_id: str, path: Path) -> None:
     """The dataset's transitions (after the preset's reward and action preprocessing) as
     d3rlpy episodes: a truncated episode gets its final next-observation appended."""
     from iql_sweep.data.minari_io import load_transitions
-    from iql_sweep.iql.config import build_config
     from iql_sweep.training import prepare_data
+    from iql_sweep.trial_config import build_config
 
     data = prepare_data(load_transitions(dataset_id), build_config(dataset_id, None, 1, {}))
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "rew", "term", "tout")}
@@ -159,7 +159,7 @@ def run_ours(job: dict[str, Any]) -> dict[str, Any]:
 
 def d3rlpy_args(dataset_id: str, normalize: bool, seed: int, steps: int) -> dict[str, Any]:
     """d3rlpy's settings: the project's preset for the dataset, field by field."""
-    from iql_sweep.iql.config import build_config
+    from iql_sweep.trial_config import build_config
 
     c = build_config(dataset_id, None, steps, {})
     return {
@@ -253,7 +253,7 @@ def scores_of(results: list[dict[str, Any]], name: str, library: str, normalize:
 def table(results: list[dict[str, Any]], names: list[str]) -> str:
     """Markdown: per dataset x library x setting, mean ± std (per-seed), IQM [95% CI]; then
     per dataset x setting, iql-sweep against d3rlpy and the setting's effect per library."""
-    from iql_sweep import stats
+    from iql_sweep.report import stats
 
     lines = [
         "| dataset | library | normalisation | mean ± std | per seed | IQM [95% CI] |",

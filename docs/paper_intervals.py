@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from iql_sweep.stats import AGGREGATES, improvement_probability, intervals
+from iql_sweep.report.stats import AGGREGATES, improvement_probability, intervals
 
 # dataset -> tau -> last normalised score per seed (0-100), as recorded in paper_experiments.md
 RECORDED = {

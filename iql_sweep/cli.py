@@ -396,7 +396,7 @@ def _dashboards(experiment: Path) -> None:
     """Write the sweep's W&B workspace definitions; publish them when its runs went online."""
     import yaml
 
-    from iql_sweep import dashboard
+    from iql_sweep.report import dashboard
     from iql_sweep.wandb_logging import effective_mode, reachable
 
     try:
@@ -498,7 +498,7 @@ def dashboard(
     entity: Annotated[str | None, typer.Option(help="W&B entity (default: the spec's).")] = None,
 ) -> None:
     """The sweep's W&B workspace, one view per dataset: written as JSON, or published."""
-    from iql_sweep import dashboard as boards
+    from iql_sweep.report import dashboard as boards
 
     try:
         built = boards.build(experiment_dir, entity)
@@ -530,7 +530,7 @@ def sync(
 ) -> None:
     """Upload the sweep's offline W&B runs in parallel (wandb sync, a bounded pool)."""
     from iql_sweep.progress import step_progress
-    from iql_sweep.wandb_sync import offline_runs, sync_experiment
+    from iql_sweep.report.wandb_sync import offline_runs, sync_experiment
 
     try:
         todo = offline_runs(experiment_dir, force)
@@ -584,7 +584,7 @@ def figure_expectiles(
     ] = 3000,
 ) -> None:
     """Figure 1: the asymmetric loss, expectiles of N(0, 1), conditional expectiles (MLP)."""
-    from iql_sweep.figures.expectiles import plot_expectiles
+    from iql_sweep.paper.expectiles import plot_expectiles
 
     try:
         _png_path(out)
@@ -615,8 +615,8 @@ def figure_stitching(
 ) -> None:
     """Figure 2: learned V per tau against the reference optimal V* on a corrupted u-maze, and
     each policy's score. Runs the stitching sweep first unless given its experiment folder."""
-    from iql_sweep.figures.stitching_plots import plot_stitching
-    from iql_sweep.stitching import analyse_experiment
+    from iql_sweep.paper.stitching import analyse_experiment
+    from iql_sweep.paper.stitching_plots import plot_stitching
 
     if experiment_dir is None:
         from iql_sweep.sweep import load_spec_for_run, run_sweep

@@ -17,10 +17,20 @@ from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.iql.config import (
     IQLConfig,
     Member,
-    build_config,
+    make_config,
     no_bool_for_numbers,
     unsupported,
 )
+
+
+def build_config(
+    dataset_id: str, preset: str | None, steps: int, overrides: dict[str, Any]
+) -> IQLConfig:
+    """A run's config: the named preset (else the one the dataset's id points to) with
+    overrides; the run length (offline plus fine-tuning updates) sets max_steps, the cosine
+    horizon."""
+    preset = preset or DatasetProfile.from_id(dataset_id).preset
+    return make_config(preset, **{**overrides, "max_steps": steps})
 
 
 class RunSettings(BaseModel):

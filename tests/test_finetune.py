@@ -181,7 +181,7 @@ def test_fine_tuning_sweep_reports_offline_and_fine_tuned_scores(umaze_id, tmp_p
         assert [h["online_phase"] for h in history] == [0, 0, 1, 1]
         assert [h["env_steps"] for h in history] == [0, 0, 30, 60]
         assert history[-1]["score"] == pytest.approx(row.finetuned_score)
-    from iql_sweep.dashboard import build
+    from iql_sweep.report.dashboard import build
 
     (board,) = build(tmp_path / "results" / "ft")
     (section,) = [s for s in board.workspace.sections if s.name.startswith("Offline → online")]

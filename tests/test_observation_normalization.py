@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import torch
 
-from iql_sweep import aggregates
 from iql_sweep.checkpoint import load_checkpoint, value_function
 from iql_sweep.data.minari_io import flatten_observations, load_transitions
 from iql_sweep.errors import ConfigError
@@ -24,6 +23,7 @@ from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.observations import STD_EPS, ObservationStats
 from iql_sweep.iql.replay import ReplayBuffer, split_rows
 from iql_sweep.online import EPISODE_SEED_OFFSET
+from iql_sweep.report import tables as aggregates
 from iql_sweep.spec import validate_spec
 from iql_sweep.training import train
 from iql_sweep.trial_config import RunSettings

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iql_sweep.figures.expectiles import (
+from iql_sweep.paper.expectiles import (
     conditional_sample,
     fit_conditional_expectiles,
     normal_expectile,
 )
-from iql_sweep.stitching import (
+from iql_sweep.paper.stitching import (
     PointDynamics,
     decay_ratio,
     geodesic_distance,

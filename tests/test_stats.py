@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from iql_sweep.stats import (
+from iql_sweep.report.stats import (
     expected_max,
     expected_max_curve,
     improvement_probability,
@@ -124,8 +124,8 @@ def test_a_report_of_only_failed_trials_states_it_and_writes_its_page(tmp_path):
     """Every trial failed: no interval, but the notes, the completeness table and the page."""
     import pandas as pd
 
-    from iql_sweep.aggregates import compute, markdown
-    from iql_sweep.report_page import write_page
+    from iql_sweep.report.page import write_page
+    from iql_sweep.report.tables import compute, markdown
 
     trials = pd.DataFrame(
         [

@@ -274,7 +274,7 @@ def test_dashboard_definition_fits_the_sweeps_runs(grid_sweep, umaze_id, divergi
     key and metric its panels use is in those runs."""
     import wandb_workspaces.reports.v2 as wr
 
-    from iql_sweep.dashboard import build
+    from iql_sweep.report.dashboard import build
 
     experiment, _ = grid_sweep
     boards = {b.dataset: b for b in build(experiment)}

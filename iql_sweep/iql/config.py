@@ -21,7 +21,6 @@ from pydantic import (
     model_validator,
 )
 
-from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.errors import ConfigError
 
 
@@ -102,11 +101,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_for_dataset(dataset_id: str) -> str:
-    """The preset that fits a dataset's domain, or ``"default"`` when none matches."""
-    return DatasetProfile.from_id(dataset_id).preset
-
-
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     """One line per problem, each naming the field and what is allowed."""
     lines = []
@@ -160,13 +154,3 @@ def make_config(preset: str | None = None, **overrides: Any) -> IQLConfig:
         return IQLConfig(**values)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
-
-
-def build_config(
-    dataset_id: str, preset: str | None, steps: int, overrides: dict[str, Any]
-) -> IQLConfig:
-    """A run's config: the named preset (else the dataset's) with overrides; the run length
-    (offline plus fine-tuning updates) sets max_steps, the cosine horizon."""
-    return make_config(
-        preset or preset_for_dataset(dataset_id), **{**overrides, "max_steps": steps}
-    )

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from iql_sweep import aggregates, stats
-from iql_sweep.aggregates import Aggregates
 from iql_sweep.errors import ConfigError
+from iql_sweep.report import stats
+from iql_sweep.report import tables as interval_tables
+from iql_sweep.report.tables import Aggregates
 from iql_sweep.trial_config import TrialConfig
 
 REPORT_DIR = "report"
@@ -283,8 +284,8 @@ def _spec_facts(experiment: Path, trials: pd.DataFrame) -> tuple[list[str], dict
 def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0) -> ReportFiles:
     """Write the tables (trials, summary, pivots, interval estimates, improvement, expected
     best), report.md, the plots and the self-contained page report/index.html."""
-    from iql_sweep.figures import sweep_plots
-    from iql_sweep.report_page import write_page
+    from iql_sweep.report import plots as sweep_plots
+    from iql_sweep.report.page import write_page
 
     experiment = Path(experiment).resolve()
     results = load_results(experiment)
@@ -301,7 +302,7 @@ def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
     agg = None
     if not results.trials.empty:
         keys = [k for k in results.extra_keys if k != "max_steps"]
-        agg = aggregates.compute(
+        agg = interval_tables.compute(
             results.trials, datasets, keys, reps=reps, seed=seed, baselines=baselines
         )
         tables = {
@@ -316,7 +317,7 @@ def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
             _atomic_write(folder / name, lambda p, t=table: t.to_csv(p, index=False))
     text = markdown(summary)
     if agg is not None:
-        text += "\n" + aggregates.markdown(agg)
+        text += "\n" + interval_tables.markdown(agg)
     failed = results.trials[results.trials["status"] == "ERROR"] if len(results.trials) else []
     if len(failed):
         text += (

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iql_sweep import stats
+from iql_sweep.report import stats
 
 SCORES = {"last": "last_score", "best": "best_score"}
 ALL = "all datasets"

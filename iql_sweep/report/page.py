@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iql_sweep.aggregates import ALL, Aggregates
+from iql_sweep.report.tables import ALL, Aggregates
 
 PAGE = "index.html"
 PLOTS = (

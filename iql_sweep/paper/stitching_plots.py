@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from iql_sweep.stitching import GOAL_RADIUS, StitchingResult, wall_boxes  # noqa: E402
+from iql_sweep.paper.stitching import GOAL_RADIUS, StitchingResult, wall_boxes  # noqa: E402
 
 
 def _goal_normalised(values: np.ndarray, distance: np.ndarray) -> np.ndarray:
