@@ -143,7 +143,10 @@ def train(
             )
         except ValidationError as err:
             raise ConfigError(_option_errors(err)) from None
-        trial = cli_trial(dataset, settings, seed, preset, overrides)
+        try:  # the run's one TrialConfig, validated as a spec's trials are
+            trial = cli_trial(dataset, settings, seed, preset, overrides)
+        except ValidationError as err:
+            raise ConfigError(_option_errors(err)) from None
         problems = settings.problems("--") + trial.problems()
         if problems:
             raise ConfigError("\n".join(problems))
@@ -153,6 +156,14 @@ def train(
         if out is not None:
             _writable_folder(out, "--out")
         _obtain(dataset)  # present: nothing; else made or downloaded; a bad id: its error
+        from iql_sweep.data.minari_io import load_transitions
+
+        size = load_transitions(dataset).size
+        if cfg.batch_size > size:
+            raise ConfigError(
+                f"--batch-size: {cfg.batch_size} exceeds the {size} transitions of {dataset}; "
+                "use a smaller batch"
+            )
         summary = run_training(
             dataset,
             settings,

@@ -39,18 +39,13 @@ from pydantic import (
 
 from iql_sweep.errors import ConfigError, IQLSweepError
 from iql_sweep.iql.config import PRESETS, IQLConfig
-from iql_sweep.trial_config import Pack, RunSettings, TrialConfig, TrialRun
+from iql_sweep.trial_config import MAX_SEED, Pack, RunSettings, TrialConfig, TrialRun
 from iql_sweep.yaml_input import load_yaml
 
 #: Search dimensions that are not IQL hyper-parameters.
 RUN_KEYS = ("seed",)
 #: Grid dimensions a pack holds inside one trial (everything else splits packs).
 MEMBER_KEYS = ("expectile", "beta", "seed")
-
-
-#: Seeds every RNG of the stack accepts, with room for the offsets derived from them
-#: (evaluation, exploration, episodes, dropout: up to +40,000 plus the episode index).
-MAX_SEED = 2**31 - 1 - 1_000_000
 
 
 class StrictModel(BaseModel):

@@ -22,6 +22,10 @@ from iql_sweep.iql.config import (
     unsupported,
 )
 
+#: Seeds every RNG of the stack accepts, with room for the offsets derived from them
+#: (evaluation, exploration, episodes, dropout: up to +40,000 plus the episode index).
+MAX_SEED = 2**31 - 1 - 1_000_000
+
 
 def build_config(
     dataset_id: str, preset: str | None, steps: int, overrides: dict[str, Any]
@@ -127,7 +131,7 @@ class TrialConfig(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     dataset: str
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     preset: str | None = None
     iql: dict[str, Any] = Field(default_factory=dict)
     pack: Pack | None = None

@@ -536,3 +536,13 @@ def test_validate_offline_checks_all_but_the_remote_datasets(base, tmp_path):
     broken = {**spec, "iql": {**spec["iql"], "expectile": 1.5}}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(broken))
     assert "iql.expectile" in refusal(["validate", str(tmp_path / "spec.yaml"), "--offline"])
+
+
+def test_train_refuses_what_a_spec_refuses(umaze_id, tmp_path):
+    """`train` validates its run as a spec's trials are: a negative seed, or a batch larger
+    than the dataset, is refused before any training (both used to train)."""
+    common = ["train", "--dataset", umaze_id, "--steps", "10", "--out", str(tmp_path / "r")]
+    assert "--seed: must be at least 0 (got -1)" in refusal([*common, "--seed", "-1"])
+    output = refusal([*common, "--batch-size", "100000"])
+    assert "--batch-size: 100000 exceeds the 30000 transitions of" in output
+    assert not (tmp_path / "r").exists()
