@@ -55,17 +55,15 @@ TAUS, BETAS = (0.5, 0.7, 0.9), (0.5, 3.0, 10.0)
 TOLERANCE = 1e-4  # relative, graph (compiled stages) vs eager after the check's updates
 
 FAILURE_CHILD = r"""
-import json, sys, torch
-sys.path.insert(0, sys.argv[1])
+import json, sys
+import numpy as np
+import torch
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/benchmarks"]
+from gpu_check import difference, synthetic
 from iql_sweep.iql.config import Member, make_config
 from iql_sweep.iql.learner import IQLLearner
 device, rows, obs, act = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-g = torch.Generator().manual_seed(0)
-data = {"observations": torch.randn(rows, obs, generator=g),
-        "actions": torch.rand(rows, act, generator=g) * 2 - 1,
-        "rewards": torch.randn(rows, generator=g),
-        "next_observations": torch.randn(rows, obs, generator=g),
-        "terminals": torch.zeros(rows), "timeouts": torch.zeros(rows)}
+data = synthetic(rows, obs, act)
 config = make_config("kitchen", hidden_dims=(64, 64), batch_size=64, max_steps=100)
 members = [Member(expectile=0.7, beta=b, seed=0) for b in (0.5, 3.0)]
 graph = IQLLearner(obs, act, config, members, data, device=device, speed="graph")
@@ -79,14 +77,11 @@ graph._advance_one = host_read_inside_capture
 graph.advance(12)
 twin.advance(12)
 torch.cuda.synchronize()
-worst = 0.0
-for a, b in zip(graph._state_tensors(), twin._state_tensors()):
-    diff = (a.double() - b.double()).abs().max().item()
-    worst = max(worst, diff / max(b.double().abs().max().item(), 1e-6))
 print(json.dumps({"speed": graph.speed, "cause": graph.capture_failure, "step": graph.step,
-                  "max_rel": worst, "capturing": torch.cuda.is_current_stream_capturing(),
+                  "max_rel": difference(graph, twin),
+                  "capturing": torch.cuda.is_current_stream_capturing(),
                   "default_stream": torch.cuda.current_stream() == torch.cuda.default_stream(),
-                  "finite": bool(torch.isfinite(graph.pop_metrics()[0]).all())}))
+                  "finite": bool(np.isfinite(graph.pop_metrics()[0]).all())}))
 """
 
 
