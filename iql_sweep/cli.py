@@ -157,13 +157,12 @@ def train(
             _writable_folder(out, "--out")
         _obtain(dataset)  # present: nothing; else made or downloaded; a bad id: its error
         from iql_sweep.data.minari_io import load_transitions
+        from iql_sweep.spec import batch_problems
 
         size = load_transitions(dataset).size
-        if cfg.batch_size > size:
-            raise ConfigError(
-                f"--batch-size: {cfg.batch_size} exceeds the {size} transitions of {dataset}; "
-                "use a smaller batch"
-            )
+        problems = batch_problems("--batch-size", cfg.batch_size, size, dataset)
+        if problems:
+            raise ConfigError("\n".join(problems))
         summary = run_training(
             dataset,
             settings,

@@ -9,8 +9,10 @@ import math
 from dataclasses import dataclass
 
 from iql_sweep.errors import ConfigError
-from iql_sweep.iql.memory import learner_memory
+from iql_sweep.iql.config import critic_keys
+from iql_sweep.iql.memory import MemoryEstimate, learner_memory
 from iql_sweep.spec import SweepSpec
+from iql_sweep.trial_config import TrialConfig
 
 GIB = 2**30
 
@@ -79,30 +81,19 @@ def trial_memory(spec: SweepSpec) -> tuple[int, int]:
     from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
 
     present = set(local_dataset_ids())
-    rows, dims = 1_000_000, (64, 16)
-    known = [d for d in spec.datasets if d in present]
-    if known:
-        shapes = []
-        for dataset in known:
-            data = load_transitions(dataset)
-            shapes.append((data.size, data.obs_dim, data.act_dim))
-        rows, *pair = max(shapes, key=lambda t: t[0] * (2 * t[1] + t[2]))
-        dims = (pair[0], pair[1])
-    worst = None
-    for trial in spec.trial_configs()[:50]:
+    local = map(load_transitions, (d for d in spec.datasets if d in present))  # one at a time
+    shapes = [(data.size, data.obs_dim, data.act_dim) for data in local]
+    shapes = shapes or [(1_000_000, 64, 16)]  # only datasets that are not here yet
+    rows, obs_dim, act_dim = max(shapes, key=lambda t: t[0] * (2 * t[1] + t[2]))
+
+    def estimate(trial: TrialConfig) -> MemoryEstimate:
         config = trial.base_config()
         members = trial.members(config)
-        critics = (
-            len({(m.expectile, m.seed) for m in members})
-            if trial.run.share_critics
-            else len(members)
-        )
-        estimate = learner_memory(
-            config, len(members), critics, rows, *dims, trial.run.online_steps
-        )
-        if worst is None or estimate.total > worst.total:
-            worst = estimate
-    assert worst is not None
+        critics = len(set(critic_keys(members, trial.run.share_critics)))
+        online = trial.run.online_steps
+        return learner_memory(config, len(members), critics, rows, obs_dim, act_dim, online)
+
+    worst = max(map(estimate, spec.trial_configs()[:50]), key=lambda e: e.total)
     host = 2 * worst.data + worst.networks + PROCESS
     return host, worst.total
 

@@ -249,6 +249,7 @@ class FileSink:
     def __init__(self, out_dir: Path, members: int = 1):
         self.out_dir, self.members = Path(out_dir), members
         self.log = MetricsLog(self.out_dir)
+        self._fallback_recorded = False
 
     def restore(self, history: dict[int, list[dict[str, Any]]]) -> None:
         rows = [self._tag(k, r) for k, rs in history.items() for r in rs]
@@ -260,8 +261,9 @@ class FileSink:
     def evaluation(self, result: Evaluation) -> None:
         for k, row in result.rows.items():
             self.log.append(self._tag(k, row))
-        if result.capture_failure is not None:
+        if result.capture_failure is not None and not self._fallback_recorded:
             self._record_fallback(result.speed, result.capture_failure)
+            self._fallback_recorded = True
         if result.state is not None:
             save_rotating(result.state, self.out_dir / CLI_FILE)
 
@@ -271,8 +273,6 @@ class FileSink:
         if not path.exists():
             return
         info = json.loads(path.read_text())
-        if info.get("speed") == speed:
-            return
         info["speed"] = speed
         info["speed_reason"] = f"the CUDA graph capture failed ({cause}); compiled stages"
         path.write_text(json.dumps(info, indent=2))

@@ -131,7 +131,6 @@ def limit_to_trial_cpus(cpus: float) -> int:
     (up to 16 trials share a node; each would otherwise start a worker per core)."""
     threads = max(1, int(cpus))
     torch.set_num_threads(threads)
-    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(threads)
     import torch._inductor.config as inductor
 
     inductor.compile_threads = threads

@@ -471,12 +471,15 @@ def dataset_content_errors(spec: SweepSpec) -> list[str]:
             if t.dataset == dataset_id
             for _, c, _ in t.configurations()
         }
-        if max(batches) > size:
-            problems.append(
-                f"iql.batch_size: {max(batches)} exceeds the {size} transitions of "
-                f"{dataset_id}; use a smaller batch"
-            )
+        problems += batch_problems("iql.batch_size", max(batches), size, dataset_id)
     return problems
+
+
+def batch_problems(field: str, batch: int, size: int, dataset_id: str) -> list[str]:
+    """A minibatch larger than the dataset it is drawn from (a spec's, or ``train``'s)."""
+    if batch <= size:
+        return []
+    return [f"{field}: {batch} exceeds the {size} transitions of {dataset_id}; use a smaller batch"]
 
 
 def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:

@@ -8,6 +8,7 @@ rate to zero over the run. Presets change only what the reference changes per do
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import (
@@ -124,6 +125,12 @@ class Member(BaseModel):
     expectile: float
     beta: float
     seed: int
+
+
+def critic_keys(members: Sequence[Member], share_critics: bool) -> list[tuple]:
+    """Each member's critic group: with sharing, members with the same tau and seed train one
+    critic; without, each its own. The learner's groups and the memory estimate count these."""
+    return [(m.expectile, m.seed) if share_critics else (i,) for i, m in enumerate(members)]
 
 
 def unsupported(members: int, online_steps: int) -> list[str]:

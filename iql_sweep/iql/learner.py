@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from iql_sweep.errors import ConfigError
-from iql_sweep.iql.config import IQLConfig, Member, unsupported
+from iql_sweep.iql.config import IQLConfig, Member, critic_keys, unsupported
 from iql_sweep.iql.losses import (
     awr_actor_loss,
     awr_weights,
@@ -203,7 +203,7 @@ class IQLLearner:
         self.step = 0
         k = len(self.members)
         # Critic groups: one per distinct (tau, seed) when sharing, else one per member.
-        keys = [(m.expectile, m.seed) if share_critics else (i,) for i, m in enumerate(members)]
+        keys = critic_keys(members, share_critics)
         self.group_keys = list(dict.fromkeys(keys))
         self.groups = [self.group_keys.index(key) for key in keys]
         leaders = [keys.index(key) for key in self.group_keys]  # first member of each group
@@ -263,13 +263,12 @@ class IQLLearner:
         self._a = self.actor.params()
         self._targets = list(self.q_target.parameters())
         self._online = list(self.q.parameters())
-        compiled = speed in ("compiled", "graph")
-        # fullgraph: a graph break (a host read, an unsupported op) is an error, not a slow path
-        wrap = (lambda f: torch.compile(f, dynamic=False, fullgraph=True)) if compiled else None
-        wrap = wrap or (lambda f: f)
-        self._value_stage = wrap(value_stage)
-        self._actor_stage = wrap(actor_stage)
-        self._q_stage = wrap(q_stage)
+        stages = (value_stage, actor_stage, q_stage)
+        if speed in ("compiled", "graph"):
+            # fullgraph: a graph break (a host read, an unsupported op) is an error, not a slow
+            # path
+            stages = tuple(torch.compile(f, dynamic=False, fullgraph=True) for f in stages)
+        self._value_stage, self._actor_stage, self._q_stage = stages
 
     @staticmethod
     def _observation_stats(
