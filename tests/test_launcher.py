@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -43,6 +44,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _passable_for_others(folder: Path) -> list[tuple[Path, int]]:
+    """Let other users pass through ``folder``'s ancestors (execute bit only, nothing listed or
+    read) so the test user reaches the packages there; returns the modes to put back."""
+    changed = []
+    for path in (folder, *folder.parents):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if not mode & stat.S_IXOTH:
+            path.chmod(mode | stat.S_IXOTH)
+            changed.append((path, mode))
+    return changed
+
+
 @pytest.fixture(scope="module")
 def ssh_lab(tmp_path_factory):
     missing = [
@@ -56,6 +69,7 @@ def ssh_lab(tmp_path_factory):
     user = f"iqlsweep{uuid.uuid4().hex[:8]}"
     home = Path("/home") / user
     sshd = None
+    opened: list[tuple[Path, int]] = []
     try:
         run(["useradd", "--create-home", "--shell", "/bin/bash", user])
         run(["usermod", "-p", "*", user])  # no password, but not locked (sshd runs with UsePAM no)
@@ -71,7 +85,9 @@ def ssh_lab(tmp_path_factory):
         venv = home / "venv"
         run([SYSTEM_PYTHON, "-m", "venv", str(venv)])
         (site,) = (venv / "lib").glob("python3*/site-packages")
-        (site / "iql_sweep_test_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        packages = Path(sysconfig.get_paths()["purelib"])
+        opened = _passable_for_others(packages)  # a checkout under a 0700 folder (mktemp -d)
+        (site / "iql_sweep_test_packages.pth").write_text(f"{packages}\n")
         ray_cli = venv / "bin" / "ray"  # the console script the .pth cannot bring
         ray_cli.write_text(
             f"#!{venv}/bin/python\nimport sys\nfrom ray.scripts.scripts import main\n"
@@ -113,6 +129,8 @@ def ssh_lab(tmp_path_factory):
         time.sleep(1)
         subprocess.run(["userdel", "--remove", user], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
+        for path, mode in opened:
+            path.chmod(mode)
 
 
 def submit_setup() -> list[str]:
