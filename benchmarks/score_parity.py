@@ -186,7 +186,7 @@ def evaluate_policy(dataset_id: str, policy: Path, seed: int, episodes: int) -> 
 
     from iql_sweep.data.minari_io import load_transitions
     from iql_sweep.evaluation import Evaluator
-    from iql_sweep.training import EVAL_SEED_OFFSET
+    from iql_sweep.seeds import EVAL_SEED_OFFSET
 
     net = torch.jit.load(str(policy))
     evaluator = Evaluator(

@@ -20,7 +20,6 @@ import hashlib
 import os
 import pickle
 import random
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from iql_sweep.errors import ConfigError
+from iql_sweep.files import atomic_write, atomic_write_text
 from iql_sweep.iql.config import IQLConfig
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.trial_config import TrialConfig
@@ -125,23 +125,17 @@ def _sidecar(path: Path) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename over ``path``; the
-    SHA-256 of the bytes goes beside it (written after, so a torn pair reads as damaged)."""
+    """torch.save through ``files.atomic_write``; the SHA-256 of the bytes goes beside it
+    (written after, so a torn pair reads as damaged)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        digest = _digest(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".sha.tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(digest + "\n")
-    os.replace(tmp, _sidecar(path))
+    digest: list[str] = []
+
+    def write(tmp: Path) -> None:
+        torch.save(obj, tmp)
+        digest.append(_digest(tmp))
+
+    atomic_write(path, write)
+    atomic_write_text(_sidecar(path), digest[0] + "\n")
 
 
 def save_rotating(state: dict[str, Any], path: Path) -> None:

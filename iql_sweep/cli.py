@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from iql_sweep.errors import ConfigError, IQLSweepError
+from iql_sweep.errors import ConfigError, IQLSweepError, describe_errors
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
@@ -54,20 +54,6 @@ def _writable_folder(folder: Path, option: str) -> None:
 def _run_dir(dataset_id: str, tag: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / dataset_id.replace("/", "_") / f"{tag}-{stamp}"
-
-
-def _option_errors(err: ValidationError) -> str:
-    """pydantic's errors on the run settings, named by their command-line option."""
-    lines = []
-    for e in err.errors():
-        option = "--" + str(e["loc"][0]).replace("_", "-")
-        detail = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "greater_than_equal" and e.get("ctx", {}).get("ge") == 1:
-            detail = "must be a positive integer"
-        elif e["type"] == "greater_than_equal":
-            detail = f"must be at least {e['ctx']['ge']}"
-        lines.append(f"{option}: {detail} (got {e.get('input')!r})")
-    return "\n".join(lines)
 
 
 @app.command()
@@ -142,14 +128,11 @@ def train(
                 matmul_precision=matmul_precision,
             )
         except ValidationError as err:
-            raise ConfigError(_option_errors(err)) from None
+            raise ConfigError("\n".join(describe_errors(err, "option"))) from None
         try:  # the run's one TrialConfig, validated as a spec's trials are
             trial = cli_trial(dataset, settings, seed, preset, overrides)
         except ValidationError as err:
-            raise ConfigError(_option_errors(err)) from None
-        problems = settings.problems("--") + trial.problems()
-        if problems:
-            raise ConfigError("\n".join(problems))
+            raise ConfigError("\n".join(describe_errors(err, "option"))) from None
         cfg = trial.base_config()
         resolve_device(device)
         tag = f"tau{cfg.expectile}-beta{cfg.beta}-seed{seed}"
@@ -164,11 +147,7 @@ def train(
         if problems:
             raise ConfigError("\n".join(problems))
         summary = run_training(
-            dataset,
-            settings,
-            seed=seed,
-            preset=preset,
-            overrides=overrides,
+            trial,
             device=device,
             out_dir=out or _run_dir(dataset, tag),
             progress=progress,
@@ -356,7 +335,7 @@ def validate(
     ] = False,
 ) -> None:
     """Check a sweep spec; prints every problem with its YAML path."""
-    from iql_sweep.spec import load_spec, trial_count
+    from iql_sweep.spec import load_spec
 
     try:
         parsed = load_spec(spec, remote=not offline)
@@ -374,9 +353,9 @@ def validate(
                 "where the sweep runs",
                 highlight=False,
             )
-    runs = len(parsed.datasets) * len(parsed.pack_plan()) if parsed.packed else trial_count(parsed)
     console.print(
-        f"[bold green]valid[/] {parsed.name}: {trial_count(parsed)} configurations in {runs} "
+        f"[bold green]valid[/] {parsed.name}: {parsed.configuration_count()} configurations in "
+        f"{parsed.ray_trial_count()} "
         f"Ray trials on {len(parsed.datasets)} dataset(s), output {parsed.experiment_dir()}",
         highlight=False,
     )
@@ -404,8 +383,8 @@ def _finish_sweep(
 
 def _dashboards(experiment: Path) -> None:
     """Write the sweep's W&B workspace definitions; publish them when its runs went online."""
-    import yaml
 
+    from iql_sweep.experiment import Experiment
     from iql_sweep.report import dashboard
     from iql_sweep.wandb_logging import effective_mode, reachable
 
@@ -414,8 +393,7 @@ def _dashboards(experiment: Path) -> None:
     except Exception as err:  # noqa: BLE001 - a dashboard never fails a sweep
         err_console.print(f"W&B dashboard: not written ({err})", highlight=False)
         return
-    copy = Path(experiment) / dashboard.SPEC_COPY
-    mode = ((yaml.safe_load(copy.read_text()) or {}).get("wandb") or {}).get("mode", "offline")
+    mode = Experiment(experiment).spec.wandb.mode
     if effective_mode(mode) == "online" and reachable() is None:
         try:
             for url in dashboard.publish(boards):
@@ -660,9 +638,7 @@ def _one_line(err: BaseException) -> str:
     from pydantic import ValidationError as PydanticError
 
     if isinstance(err, PydanticError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
-        )
+        return "; ".join(describe_errors(err))
     if isinstance(err, yaml.YAMLError):
         return f"not valid YAML: {str(err).splitlines()[0]}"
     if isinstance(err, IsADirectoryError | NotADirectoryError | FileExistsError):

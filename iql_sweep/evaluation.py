@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -79,6 +80,50 @@ def to_env_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.n
     return low + (action.astype(np.float64) + 1.0) * 0.5 * (high - low)
 
 
+@dataclass(frozen=True, eq=False)
+class EnvAdapter:
+    """Between a dataset and its environment, for evaluation and fine-tuning alike: which env,
+    its observations flattened as the dataset's are, and policy actions in [-1, 1] mapped to
+    the env's action box (the one the dataset records)."""
+
+    dataset_id: str
+    spec: EnvSpec
+    obs_space: Any
+    obs_keys: list[str]
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def from_data(cls, data: Transitions) -> EnvAdapter:
+        meta = data.metadata
+        return cls(
+            dataset_id=meta["dataset_id"],
+            spec=dataset_env_spec(data),
+            obs_space=meta["observation_space"],
+            obs_keys=meta["obs_keys"],
+            low=data.action_low.astype(np.float64),
+            high=data.action_high.astype(np.float64),
+        )
+
+    def flatten(self, obs: Any) -> np.ndarray:
+        """A vector env's batch of observations as the dataset's flat rows ``[N, obs]``."""
+        return flatten_observations(obs, self.obs_space, self.obs_keys)
+
+    def flatten_one(self, obs: Any) -> np.ndarray:
+        """One env's observation as one flat row."""
+        return self.flatten(_batch_of_one(obs))[0]
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        """Policy actions (any leading shape) in the env's action box."""
+        return to_env_action(action, self.low, self.high)
+
+
+def _batch_of_one(obs: Any) -> Any:
+    if isinstance(obs, dict):
+        return {k: _batch_of_one(v) for k, v in obs.items()}
+    return np.asarray(obs)[None]
+
+
 class Evaluator:
     """Seeded episodes of one or many policies in synchronous vector envs.
 
@@ -97,12 +142,8 @@ class Evaluator:
         max_envs_per_member: int = 25,
     ):
         meta = data.metadata
-        self.dataset_id = meta["dataset_id"]
-        self.spec = dataset_env_spec(data)
-        self.obs_space = meta["observation_space"]
-        self.obs_keys = meta["obs_keys"]
-        self.low = data.action_low.astype(np.float64)
-        self.high = data.action_high.astype(np.float64)
+        self.adapter = EnvAdapter.from_data(data)
+        self.dataset_id = self.adapter.dataset_id
         self.ref_min, self.ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
         self.episodes = episodes
         self.seeds = list(seeds)
@@ -112,15 +153,12 @@ class Evaluator:
 
     def _vector(self, size: int) -> gym.vector.SyncVectorEnv:
         if size not in self._envs:
-            spec = self.spec
+            spec = self.adapter.spec
             self._envs[size] = gym.vector.SyncVectorEnv(
                 [lambda: gym.make(spec) for _ in range(size)],
                 autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
             )
         return self._envs[size]
-
-    def _to_env_action(self, action: np.ndarray) -> np.ndarray:
-        return to_env_action(action, self.low, self.high)
 
     def _round(self, act: MembersActFn, members: list[int], start: int, device) -> np.ndarray:
         """Episodes ``start..start+E`` of ``members`` at once: returns ``[len(members), E]``."""
@@ -131,11 +169,11 @@ class Evaluator:
         totals = np.zeros(len(seeds))
         done = np.zeros(len(seeds), dtype=bool)
         while not done.all():
-            flat = flatten_observations(obs, self.obs_space, self.obs_keys)
+            flat = self.adapter.flatten(obs)
             batch = torch.as_tensor(flat, device=device).view(len(members), e, -1)
             action = act(batch, members).reshape(len(seeds), -1).cpu().numpy()
             obs, reward, terminated, truncated, _ = envs.step(
-                self._to_env_action(action.astype(np.float64))
+                self.adapter.to_env(action.astype(np.float64))
             )
             totals += np.where(done, 0.0, reward)
             done |= terminated | truncated

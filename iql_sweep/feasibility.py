@@ -54,7 +54,7 @@ class Placement:
         if self.trials_per_gpu:
             where += f", {self.trials_per_gpu} trials per GPU (auto)"
         text = (
-            f"{trials} trial(s), each {self.cpus:g} CPU and {where}, about "
+            f"{trials} Ray trial(s), each {self.cpus:g} CPU and {where}, about "
             f"{self.memory / GIB:.1f} GiB; the cluster now: {len(self.nodes)} node(s), "
             f"{cpus:g} CPUs, {gpus:g} GPUs: up to {max(0, min(slots, trials))} at once"
         )

@@ -26,6 +26,7 @@ import pandas as pd
 from iql_sweep.checkpoint import CLI_FILE, make_checkpoint, restore, save_rotating
 from iql_sweep.errors import ConfigError, TrainingDivergedError
 from iql_sweep.evaluation import Evaluator
+from iql_sweep.files import atomic_write_text
 from iql_sweep.iql.learner import METRIC_KEYS, IQLLearner
 from iql_sweep.online import OnlineCollector
 from iql_sweep.progress import step_progress
@@ -275,4 +276,4 @@ class FileSink:
         info = json.loads(path.read_text())
         info["speed"] = speed
         info["speed_reason"] = f"the CUDA graph capture failed ({cause}); compiled stages"
-        path.write_text(json.dumps(info, indent=2))
+        atomic_write_text(path, json.dumps(info, indent=2))

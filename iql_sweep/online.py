@@ -23,14 +23,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from iql_sweep.data.minari_io import flatten_observations
 from iql_sweep.data.transitions import Transitions
-from iql_sweep.evaluation import dataset_env_spec, to_env_action
+from iql_sweep.evaluation import EnvAdapter
 from iql_sweep.iql.replay import ReplayBuffer
-
-#: Offsets that keep the online streams apart from the sampler and the evaluation episodes.
-ACTION_SEED_OFFSET = 20_000
-EPISODE_SEED_OFFSET = 30_000
+from iql_sweep.seeds import ACTION_SEED_OFFSET, EPISODE_SEED_OFFSET
 
 
 class OnlineCollector:
@@ -50,13 +46,9 @@ class OnlineCollector:
         action_clip: float,
         device: str | torch.device = "cpu",
     ):
-        meta = data.metadata
-        self.dataset_id = meta["dataset_id"]
-        self.env = gym.make(dataset_env_spec(data))
-        self.obs_space = meta["observation_space"]
-        self.obs_keys = meta["obs_keys"]
-        self.low = data.action_low.astype(np.float64)
-        self.high = data.action_high.astype(np.float64)
+        self.adapter = EnvAdapter.from_data(data)
+        self.dataset_id = self.adapter.dataset_id
+        self.env = gym.make(self.adapter.spec)
         self.seed = seed
         self.reward_scale, self.reward_shift = reward_scale, reward_shift
         self.action_clip = action_clip
@@ -70,15 +62,9 @@ class OnlineCollector:
         self.episode_return = 0.0
         self.returns: list[float] = []
 
-    def _flat(self, obs: Any) -> np.ndarray:
-        return flatten_observations(_nested_batch(obs), self.obs_space, self.obs_keys)[0]
-
-    def _to_env_action(self, action: np.ndarray) -> np.ndarray:
-        return to_env_action(action, self.low, self.high)
-
     def _reset(self) -> np.ndarray:
         obs, _ = self.env.reset(seed=self.seed + EPISODE_SEED_OFFSET + self.episode)
-        return self._flat(obs)
+        return self.adapter.flatten_one(obs)
 
     def step(self, learner, buffer: ReplayBuffer) -> None:
         """One environment step with an action sampled from the learner's (only) policy."""
@@ -89,8 +75,8 @@ class OnlineCollector:
         obs_t = torch.as_tensor(self.obs, device=learner.device)[None]
         action = learner.sample_actions(obs_t, 0, self.generator)[0].cpu().numpy()
         action = np.clip(action, -self.action_clip, self.action_clip).astype(np.float32)
-        next_obs, reward, terminated, truncated, _ = self.env.step(self._to_env_action(action))
-        flat_next = self._flat(next_obs)
+        next_obs, reward, terminated, truncated, _ = self.env.step(self.adapter.to_env(action))
+        flat_next = self.adapter.flatten_one(next_obs)
         buffer.add(
             self.obs,
             action,
@@ -134,8 +120,8 @@ class OnlineCollector:
         rows = buffer.raw_rows(self.episode_start, buffer.size)
         actions = rows["actions"].cpu().numpy()
         for action in actions:
-            raw, *_ = self.env.step(self._to_env_action(action))
-            obs = self._flat(raw)
+            raw, *_ = self.env.step(self.adapter.to_env(action))
+            obs = self.adapter.flatten_one(raw)
         saved = rows["next_observations"][-1].cpu().numpy()
         if len(actions) and not np.allclose(obs, saved, rtol=1e-5, atol=1e-5):
             raise RuntimeError(
@@ -148,9 +134,3 @@ class OnlineCollector:
 
     def close(self) -> None:
         self.env.close()
-
-
-def _nested_batch(obs: Any) -> Any:
-    if isinstance(obs, dict):
-        return {k: _nested_batch(v) for k, v in obs.items()}
-    return np.asarray(obs)[None]

@@ -37,9 +37,10 @@ from pydantic import (
     model_validator,
 )
 
-from iql_sweep.errors import ConfigError, IQLSweepError
+from iql_sweep.errors import ConfigError, IQLSweepError, describe_errors, error_detail
 from iql_sweep.iql.config import PRESETS, IQLConfig
-from iql_sweep.trial_config import MAX_SEED, Pack, RunSettings, TrialConfig, TrialRun
+from iql_sweep.seeds import MAX_SEED
+from iql_sweep.trial_config import Pack, RunSettings, TrialConfig, TrialRun
 from iql_sweep.yaml_input import load_yaml
 
 #: Search dimensions that are not IQL hyper-parameters.
@@ -214,6 +215,19 @@ class SweepSpec(StrictModel):
         """Whether trials train packs (grid searches with pack > 1)."""
         return self.pack_size > 1 and self.search.grid is not None
 
+    def configuration_count(self) -> int:
+        """Configurations the sweep trains: datasets × the grid's product, or × Optuna's
+        samples. Each is one row of the report and one W&B run."""
+        if self.search.optuna is not None:
+            return self.search.optuna.num_samples * len(self.datasets)
+        return len(self.datasets) * math.prod(len(v) for v in (self.search.grid or {}).values())
+
+    def ray_trial_count(self) -> int:
+        """Ray Tune trials: one per configuration, or one per pack when the sweep is packed."""
+        if self.packed:
+            return len(self.datasets) * len(self.pack_plan())
+        return self.configuration_count()
+
     def pack_plan(self) -> list[dict[str, Any]]:
         """Split a grid into packs: configurations that differ only in tau, beta and seed train
         together; members sharing tau and seed sit next to each other so they share a critic."""
@@ -287,30 +301,13 @@ class SweepSpec(StrictModel):
         return SweepSpec(**data)
 
 
-def _yaml_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _describe(err: dict[str, Any]) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key (remove it or check its spelling)"
-    if err["type"] == "missing":
-        return "required key is missing"
-    return err["msg"].removeprefix("Value error, ")
-
-
 def _value_problems(key: str, value: Any) -> list[str]:
     """What is wrong with one IQL hyper-parameter value (empty when it is valid)."""
     try:
         IQLConfig(**{key: value})
     except ValidationError as err:  # relations between fields are checked on resolved configs
-        return [f"{_describe(e)} (got {value!r})" for e in err.errors() if e["loc"][:1] == (key,)]
+        own = [e for e in err.errors() if e["loc"][:1] == (key,)]
+        return [f"{error_detail(e)} (got {value!r})" for e in own]
     return []
 
 
@@ -543,8 +540,7 @@ def validate_spec(
     try:
         spec = SweepSpec(**raw)
     except ValidationError as err:
-        lines = [f"{_yaml_path(e['loc'])}: {_describe(e)}" for e in err.errors()]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError("\n".join(describe_errors(err, "yaml"))) from None
     except TypeError as err:  # keys that are not strings
         raise ConfigError(f"(top level): {err}") from None
     problems = []
@@ -592,10 +588,3 @@ def load_spec(
     if output is not None and isinstance(raw, dict):
         raw = {**raw, "output": output}
     return validate_spec(raw, check_datasets=check_datasets, remote=remote)
-
-
-def trial_count(spec: SweepSpec) -> int:
-    """How many trials the search makes (grid: the product over datasets and every dimension)."""
-    if spec.search.optuna is not None:
-        return spec.search.optuna.num_samples * len(spec.datasets)
-    return len(spec.datasets) * math.prod(len(v) for v in (spec.search.grid or {}).values())

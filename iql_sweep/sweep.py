@@ -8,18 +8,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 
-from iql_sweep.driver_lock import driver_lock
 from iql_sweep.errors import ConfigError
-from iql_sweep.spec import SweepSpec, load_spec, trial_count, validate_spec
+from iql_sweep.experiment import Experiment
+from iql_sweep.spec import SweepSpec, load_spec
 from iql_sweep.trial_config import TrialConfig
-from iql_sweep.yaml_input import load_yaml
 
-SPEC_COPY = "sweep_spec.yaml"
-#: Where Ray's own log lines go unless --verbose.
-RAY_LOG = "ray.log"
 #: Variables a trial needs from the driver's environment (also on an existing cluster).
 FORWARDED_ENV = ("MINARI_DATASETS_PATH", "IQL_SWEEP_CACHE", "WANDB_API_KEY")
 
@@ -269,26 +264,28 @@ def run_sweep(
     console = console or Console()
     check_address(address)
     storage = spec.output_dir(base).resolve()
-    experiment = storage / spec.name
-    if (experiment / SPEC_COPY).exists():
+    experiment = Experiment.of(spec, base)
+    if experiment.holds_sweep():
         raise ConfigError(
-            f"output: {experiment} already holds a sweep; continue it with "
-            f"'iql-sweep resume {experiment}', or change name/output"
+            f"output: {experiment.path} already holds a sweep; continue it with "
+            f"'iql-sweep resume {experiment.path}', or change name/output"
         )
     prepare_datasets(spec, console)
     _quiet_ray_output()
-    experiment.mkdir(parents=True, exist_ok=True)
-    init_ray(address, spec, experiment / RAY_LOG, verbose)
+    experiment.path.mkdir(parents=True, exist_ok=True)
+    init_ray(address, spec, experiment.ray_log, verbose)
     spec = announce_placement(spec, console)
-    with driver_lock(experiment):
-        if (experiment / SPEC_COPY).exists():  # another driver got here first
-            raise ConfigError(f"output: {experiment} already holds a sweep")
-        (experiment / SPEC_COPY).write_text(
-            yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    with experiment.lock():
+        if experiment.holds_sweep():  # another driver got here first
+            raise ConfigError(f"output: {experiment.path} already holds a sweep")
+        experiment.write_spec(spec)
+        console.print(
+            f"sweep {spec.name}: {spec.configuration_count()} configurations in "
+            f"{spec.ray_trial_count()} Ray trials -> {experiment.path}",
+            highlight=False,
         )
-        console.print(f"sweep {spec.name}: {trial_count(spec)} trials -> {experiment}")
         build_tuner(spec, storage).fit()
-    return experiment
+    return experiment.path
 
 
 def announce_placement(spec: SweepSpec, console: Console) -> SweepSpec:
@@ -298,8 +295,7 @@ def announce_placement(spec: SweepSpec, console: Console) -> SweepSpec:
 
     place = placement(spec)
     note = check(place)
-    trials = len(spec.trial_configs()) if spec.search.grid is not None else trial_count(spec)
-    console.print(place.summary(trials), highlight=False)
+    console.print(place.summary(spec.ray_trial_count()), highlight=False)
     if note:
         console.print(note, highlight=False)
     resources = spec.resources.model_copy(update={"gpus_per_trial": place.gpus})
@@ -315,14 +311,13 @@ def resume_sweep(
     """Continue an interrupted sweep from its last checkpoints; finished trials are kept."""
     console = console or Console()
     check_address(address)
-    experiment = Path(experiment).resolve()
-    spec_file = experiment / SPEC_COPY
-    if not spec_file.is_file():
-        raise ConfigError(f"EXPERIMENT_DIR: {experiment} holds no sweep ({SPEC_COPY} is missing)")
-    with driver_lock(experiment):  # first: a second driver is refused before any work
+    folder = Experiment(experiment)
+    folder.require_sweep()
+    experiment = folder.path
+    with folder.lock():  # first: a second driver is refused before any work
         from ray import tune
 
-        spec = validate_spec(load_yaml(spec_file), check_datasets=False, check_output=False)
+        spec = folder.spec
         if not tune.Tuner.can_restore(str(experiment)):
             raise ConfigError(
                 f"EXPERIMENT_DIR: {experiment} has no Ray Tune state to resume (the sweep "
@@ -330,7 +325,7 @@ def resume_sweep(
                 "again"
             )
         _quiet_ray_output()
-        init_ray(address, spec, experiment / RAY_LOG, verbose)
+        init_ray(address, spec, folder.ray_log, verbose)
         spec = announce_placement(spec, console)
         tuner = tune.Tuner.restore(
             str(experiment),

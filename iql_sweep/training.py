@@ -21,14 +21,13 @@ from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.data.transitions import Transitions, preprocess_rewards, reward_transform
 from iql_sweep.errors import ConfigError
 from iql_sweep.evaluation import Evaluator
+from iql_sweep.files import atomic_write_text
 from iql_sweep.iql.config import IQLConfig
 from iql_sweep.iql.learner import IQLLearner, choose_speed
 from iql_sweep.loop import FileSink, Sink, TrainingLoop
 from iql_sweep.online import OnlineCollector
+from iql_sweep.seeds import EVAL_SEED_OFFSET
 from iql_sweep.trial_config import RunSettings, TrialConfig, TrialRun
-
-#: Evaluation episodes of member k are seeded from its seed plus this offset.
-EVAL_SEED_OFFSET = 10_000
 
 
 def resolve_device(device: str) -> torch.device:
@@ -164,22 +163,25 @@ def cli_trial(
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> TrialConfig:
-    """The trial configuration of ``iql-sweep train`` (one configuration, not packed)."""
-    return TrialConfig(
+    """The one trial configuration of ``iql-sweep train`` (one configuration, not packed),
+    checked as a spec's trials are: pydantic's checks raise ``ValidationError``, the relations
+    between fields and the learner's capabilities raise ``ConfigError`` naming the option."""
+    trial = TrialConfig(
         dataset=dataset_id,
         seed=seed,
         preset=preset,
         iql={k: v for k, v in (overrides or {}).items() if v is not None},
         run=TrialRun(**settings.model_dump()),
     )
+    problems = settings.problems("--") + trial.problems()
+    if problems:
+        raise ConfigError("\n".join(problems))
+    trial.base_config()  # the preset and the IQL values: ConfigError naming the field
+    return trial
 
 
 def train(
-    dataset_id: str,
-    settings: RunSettings,
-    seed: int = 0,
-    preset: str | None = None,
-    overrides: dict[str, Any] | None = None,
+    trial: TrialConfig,
     device: str = "auto",
     out_dir: Path | None = None,
     progress: bool = True,
@@ -189,20 +191,16 @@ def train(
     notify: Callable[[str], None] = print,
     inform: Callable[[str], None] = print,
 ) -> TrainSummary:
-    """Train one configuration on a local Minari dataset, evaluating every ``eval_every``
-    updates.
+    """Train ``trial`` (built once, by ``cli_trial``, and validated there as a spec's trials
+    are) on its local dataset, evaluating every ``eval_every`` updates.
 
     With ``out_dir``: ``metrics.jsonl``/``metrics.csv``, ``config.json`` and an exact-resume
     ``checkpoint.pt`` (at every evaluation, or every ``checkpoint_every`` updates, and at the
     end); an existing checkpoint there is resumed when ``resume`` is true, and refused when it
     holds other hyper-parameters. A damaged checkpoint (checksum, truncation) is reported with
     ``notify`` and the previous good one resumed instead; ``inform`` gets the speed line."""
-    problems = settings.problems("--")
-    if problems:
-        raise ConfigError("\n".join(problems))
-    trial = cli_trial(dataset_id, settings, seed, preset, overrides)
-    config = trial.base_config()
     run = assemble(trial, resolve_device(device), data)
+    config = run.config
     all_sinks: list[Sink] = list(sinks)
     checkpoint = None
     out = Path(out_dir).resolve() if out_dir is not None else None
@@ -232,9 +230,9 @@ def train(
         info = {
             "iql": resolved,
             "run": {
-                **settings.model_dump(),
-                "dataset_id": dataset_id,
-                "seed": seed,
+                **trial.run.model_dump(include=set(RunSettings.model_fields)),
+                "dataset_id": trial.dataset,
+                "seed": trial.seed,
                 "device": device,
                 "out_dir": str(out),
             },
@@ -245,10 +243,10 @@ def train(
         stats = run.learner.obs_stats
         if stats is not None:
             info["observation_stats"] = stats.state()
-        (out / "config.json").write_text(json.dumps(info, indent=2))
+        atomic_write_text(out / "config.json", json.dumps(info, indent=2))
     inform(run.speed_line())
     result = run.loop(all_sinks, progress=progress).run(checkpoint)
-    return summarize(dataset_id, result.history[0], out, result.wall_seconds)
+    return summarize(trial.dataset, result.history[0], out, result.wall_seconds)
 
 
 def summarize(

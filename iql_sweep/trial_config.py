@@ -21,10 +21,7 @@ from iql_sweep.iql.config import (
     no_bool_for_numbers,
     unsupported,
 )
-
-#: Seeds every RNG of the stack accepts, with room for the offsets derived from them
-#: (evaluation, exploration, episodes, dropout: up to +40,000 plus the episode index).
-MAX_SEED = 2**31 - 1 - 1_000_000
+from iql_sweep.seeds import MAX_SEED
 
 
 def build_config(

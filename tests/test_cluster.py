@@ -168,7 +168,7 @@ def test_sweep_through_address_uses_both_nodes(two_node_cluster, umaze_id):
     # Before the trials: where they run, the share 'auto' sized from the nodes' CPUs per GPU.
     said = " ".join(result.stdout.split())
     assert (
-        "4 trial(s), each 0.5 CPU and 0.5 GPU, 2 trials per GPU (auto), about" in said
+        "4 Ray trial(s), each 0.5 CPU and 0.5 GPU, 2 trials per GPU (auto), about" in said
         and "the cluster now: 2 node(s), 2 CPUs, 2 GPUs: up to 4 at once" in said
     ), said[:3000]
     experiment = shared / "two_nodes"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import gymnasium as gym
 import numpy as np
 import torch
 
 from iql_sweep.data.minari_io import load_transitions
-from iql_sweep.evaluation import Evaluator
+from iql_sweep.evaluation import EnvAdapter, Evaluator
 
 
 def test_random_policy_scores_near_zero_and_is_reproducible(umaze_id):
@@ -60,10 +63,23 @@ def test_a_pack_is_evaluated_together_as_each_member_alone(umaze_id):
     assert len({tuple(r.returns) for r in results.values()}) == 3
 
 
-def test_actions_are_mapped_back_to_the_env_box(umaze_id):
+def test_actions_are_mapped_back_to_the_box_the_dataset_records(umaze_id):
+    """Evaluation and fine-tuning share one adapter, which reads the box from the data."""
     data = load_transitions(umaze_id)
-    evaluator = Evaluator(data, episodes=1)
-    evaluator.low, evaluator.high = np.array([-2.0, 0.0]), np.array([2.0, 1.0])
-    np.testing.assert_allclose(evaluator._to_env_action(np.array([-1.0, 1.0])), [-2.0, 1.0])
-    np.testing.assert_allclose(evaluator._to_env_action(np.array([0.5, 0.0])), [1.0, 0.5])
+    boxed = replace(
+        data,
+        action_low=np.array([-2.0, 0.0], dtype=np.float32),
+        action_high=np.array([2.0, 1.0], dtype=np.float32),
+    )
+    adapter = EnvAdapter.from_data(boxed)
+    np.testing.assert_allclose(adapter.to_env(np.array([-1.0, 1.0])), [-2.0, 1.0])
+    np.testing.assert_allclose(adapter.to_env(np.array([[0.5, 0.0]])), [[1.0, 0.5]])
+    evaluator = Evaluator(boxed, episodes=1)
+    np.testing.assert_array_equal(evaluator.adapter.high, [2.0, 1.0])
     evaluator.close()
+    env = gym.make(adapter.spec)
+    obs, _ = env.reset(seed=0)
+    one = adapter.flatten_one(obs)  # the dataset's layout: observation, then desired goal
+    expected = np.hstack([obs["observation"], obs["desired_goal"]]).astype(np.float32)
+    np.testing.assert_array_equal(one, expected)
+    env.close()

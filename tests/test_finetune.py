@@ -12,7 +12,7 @@ from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.data.transitions import reward_transform
 from iql_sweep.errors import ConfigError
 from iql_sweep.iql.replay import FIELDS, ReplayBuffer, split_rows
-from iql_sweep.training import train
+from iql_sweep.training import cli_trial, train
 from iql_sweep.trial_config import RunSettings
 from tests.interrupt import kill_update_at
 
@@ -26,11 +26,7 @@ def fine_tune(umaze_id, out, overrides=OVERRIDES, **kw):
         **{"steps": OFFLINE, "eval_every": 30, "eval_episodes": 2, "online_steps": ONLINE, **kw}
     )
     return train(
-        umaze_id,
-        settings,
-        seed=3,
-        preset="maze",
-        overrides=overrides,
+        cli_trial(umaze_id, settings, seed=3, preset="maze", overrides=overrides),
         device="cpu",
         out_dir=out,
         progress=False,

@@ -37,12 +37,10 @@ from iql_sweep.iql.learner import (
     CPU_COMPILE_MIN_MEMBERS,
     CPU_COMPILE_PAYBACK_UPDATES,
     IQLLearner,
-    actor_stage,
     choose_speed,
-    q_stage,
-    value_stage,
 )
 from iql_sweep.iql.observations import ObservationStats
+from iql_sweep.iql.stages import actor_stage, q_stage, value_stage
 from tests.helpers import ACT, OBS, random_tensors, small_config
 
 aten = torch.ops.aten
@@ -222,8 +220,8 @@ def test_the_guards_catch_a_host_read_and_a_cpu_tensor(cpu_generators, monkeypat
     learner = IQLLearner(OBS, ACT, config, PACK[:2], data)
     learner.advance(1)
 
-    def reads_a_value(*args):
-        out = value_stage(*args)
+    def reads_a_value(*args, **kwargs):
+        out = value_stage(*args, **kwargs)
         float(out[0])  # a host read, as a logging line inside the update would do
         return out
 

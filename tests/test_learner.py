@@ -15,9 +15,10 @@ from iql_sweep.checkpoint import (
 )
 from iql_sweep.errors import ConfigError
 from iql_sweep.iql.config import Member
-from iql_sweep.iql.learner import METRIC_KEYS, IQLLearner, actor_stage
+from iql_sweep.iql.learner import METRIC_KEYS, IQLLearner
 from iql_sweep.iql.reference import IQLAgent
 from iql_sweep.iql.replay import ReplayBuffer
+from iql_sweep.iql.stages import Batch, Net, actor_stage
 from tests.helpers import (
     ACT,
     OBS,
@@ -136,22 +137,21 @@ def test_a_diverged_member_leaves_the_others_bit_identical():
 def test_actor_step_reaches_only_the_actor():
     """The actor stage's gradient flows into the actor alone: V and Q get none."""
     learner = IQLLearner(OBS, ACT, CONFIG, MEMBERS, random_tensors(100))
-    batch = learner.buffer.sample()
-    obs, act = batch["observations"], batch["actions"]
+    sampled = learner.buffer.sample()
+    batch = Batch(**{name: sampled[name] for name in Batch._fields})
     target_q = torch.randn(learner.num_critics, CONFIG.batch_size)
     total, *_ = actor_stage(
-        *learner.actor.params(),
+        Net(*learner.actor.params()),
         learner.log_std,
-        *learner.value.params(),
-        obs,
-        act,
+        Net(*learner.value.params()),
+        batch,
         target_q,
-        learner.group_of,
-        learner.beta,
-        None,
-        100.0,
-        -5.0,
-        2.0,
+        group_of=learner.group_of,
+        beta=learner.beta,
+        dropout_masks=None,
+        max_weight=100.0,
+        log_std_min=-5.0,
+        log_std_max=2.0,
     )
     total.backward()
     assert all(p.grad is None for p in learner.value.parameters())

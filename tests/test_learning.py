@@ -9,7 +9,7 @@ import torch
 
 from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.evaluation import Evaluator
-from iql_sweep.training import train
+from iql_sweep.training import cli_trial, train
 from iql_sweep.trial_config import RunSettings
 
 pytestmark = pytest.mark.slow  # thousands of updates
@@ -19,10 +19,7 @@ def test_short_training_beats_random(umaze_id, tmp_path):
     torch.set_num_threads(2)
     settings = RunSettings(steps=2500, eval_every=1250, eval_episodes=30)
     summary = train(
-        umaze_id,
-        settings,
-        seed=0,
-        preset="maze",
+        cli_trial(umaze_id, settings, seed=0, preset="maze"),
         device="cpu",
         out_dir=tmp_path / "run",
         progress=False,

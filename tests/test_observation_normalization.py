@@ -22,10 +22,10 @@ from iql_sweep.iql.config import IQLConfig, Member
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.observations import STD_EPS, ObservationStats
 from iql_sweep.iql.replay import ReplayBuffer, split_rows
-from iql_sweep.online import EPISODE_SEED_OFFSET
 from iql_sweep.report import tables as aggregates
+from iql_sweep.seeds import EPISODE_SEED_OFFSET
 from iql_sweep.spec import validate_spec
-from iql_sweep.training import train
+from iql_sweep.training import cli_trial, train
 from iql_sweep.trial_config import RunSettings
 from tests.helpers import ACT, OBS, random_tensors, small_config
 from tests.interrupt import kill_update_at
@@ -183,12 +183,9 @@ def _batch(obs):
 
 def fine_tune(umaze_id, out):
     settings = RunSettings(steps=60, eval_every=30, eval_episodes=2, online_steps=150)
+    overrides = {"batch_size": 32, "hidden_dims": (64, 64), "normalize_observations": True}
     return train(
-        umaze_id,
-        settings,
-        seed=3,
-        preset="maze",
-        overrides={"batch_size": 32, "hidden_dims": (64, 64), "normalize_observations": True},
+        cli_trial(umaze_id, settings, seed=3, preset="maze", overrides=overrides),
         device="cpu",
         out_dir=out,
         progress=False,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from iql_sweep.cli import app
 from iql_sweep.errors import ConfigError
-from iql_sweep.spec import load_spec, trial_count, validate_spec
+from iql_sweep.spec import load_spec, validate_spec
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 BASE = yaml.safe_load((SWEEPS / "smoke.yaml").read_text())
@@ -128,12 +128,18 @@ def test_shipped_specs_are_valid(umaze_id, name):
     validate fully against the stand-in hub in test_remote.py, and here without datasets."""
     remote = "D4RL/" in (SWEEPS / name).read_text()
     spec = load_spec(SWEEPS / name, check_datasets=not remote)
-    assert trial_count(spec) >= 1
+    if spec.search.grid is not None:  # counted from the trials the grid really makes
+        trials = spec.trial_configs()
+        assert spec.ray_trial_count() == len(trials)
+        assert spec.configuration_count() == sum(len(t.members()) for t in trials)
+    else:
+        assert spec.ray_trial_count() == spec.configuration_count() >= 1
     assert spec.resources.gpus_per_trial == "auto"  # GPUs where there are GPUs
 
 
 def test_paper_grid_and_tau_ablation_sizes(umaze_id):
-    assert trial_count(load_spec(SWEEPS / "paper_grid.yaml")) == 3 * 3 * 3 * 5
+    paper_grid = load_spec(SWEEPS / "paper_grid.yaml")
+    assert paper_grid.configuration_count() == 3 * 3 * 3 * 5
     for name in ("tau_ablation.yaml", "tau_ablation_local.yaml"):
         tau = load_spec(SWEEPS / name, check_datasets=False)
         assert tau.search.grid["expectile"] == [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]

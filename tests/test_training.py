@@ -9,7 +9,7 @@ import torch
 
 from iql_sweep.checkpoint import load_checkpoint
 from iql_sweep.iql.learner import IQLLearner
-from iql_sweep.training import train
+from iql_sweep.training import cli_trial, train
 from iql_sweep.trial_config import RunSettings
 from tests.interrupt import kill_update_at
 
@@ -19,11 +19,7 @@ SETTINGS = RunSettings(steps=80, eval_every=20, eval_episodes=2)
 def run(umaze_id, out, settings=SETTINGS, **overrides):
     kw = {"batch_size": 32, "hidden_dims": (32, 32), **overrides}
     return train(
-        umaze_id,
-        settings,
-        seed=4,
-        preset="maze",
-        overrides=kw,
+        cli_trial(umaze_id, settings, seed=4, preset="maze", overrides=kw),
         device="cpu",
         out_dir=out,
         progress=False,
@@ -110,12 +106,9 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_good_one(umaze_id, tmp_
     assert load_checkpoint(tmp_path / "b" / "checkpoint.prev.pt")["learner"]["step"] == 20
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # truncated
     notes = []
+    overrides = {"batch_size": 32, "hidden_dims": (32, 32)}
     resumed = train(
-        umaze_id,
-        SETTINGS,
-        seed=4,
-        preset="maze",
-        overrides={"batch_size": 32, "hidden_dims": (32, 32)},
+        cli_trial(umaze_id, SETTINGS, seed=4, preset="maze", overrides=overrides),
         device="cpu",
         out_dir=tmp_path / "b",
         progress=False,

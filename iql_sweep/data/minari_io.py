@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from iql_sweep.data.normalization import reference_scores
 from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.data.transitions import Transitions, check_actions_in_space, validate
 from iql_sweep.errors import DatasetError, DatasetNotFoundError
+from iql_sweep.files import atomic_write
 
 CACHE_VERSION = 1
 # Every path segment starts with a letter, digit or _: no "." or ".." can lead out of the root.
@@ -198,16 +198,9 @@ def _cache_key(path: Path, dataset_id: str, keys: list[str] | None, fix_goal: bo
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _atomic_savez(target: Path, arrays: dict[str, np.ndarray]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:  # a file object, so numpy does not append ".npz" to the name
+        np.savez(fh, **arrays)
 
 
 def load_transitions(dataset_id: str, use_cache: bool = True) -> Transitions:
@@ -255,7 +248,7 @@ def load_transitions(dataset_id: str, use_cache: bool = True) -> Transitions:
                 f"under {path} are damaged or inconsistent with metadata.json"
             ) from err
         if use_cache:
-            _atomic_savez(cache_file, arrays)
+            atomic_write(cache_file, lambda tmp: _savez(tmp, arrays))
 
     hint = f"dataset {dataset_id!r}"
     actions = arrays["actions"]

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from iql_sweep.errors import ConfigError
+from iql_sweep.errors import ConfigError, describe_errors
 
 
 def no_bool_for_numbers(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
@@ -102,21 +102,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line per problem, each naming the field and what is allowed."""
-    lines = []
-    for e in err.errors():
-        detail = e["msg"].removeprefix("Value error, ")
-        if not e["loc"]:  # a relation between fields: the message names them
-            lines.append(f"{prefix}{detail}")
-            continue
-        loc = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            detail = "unknown field (check the spelling; see IQLConfig for the allowed fields)"
-        lines.append(f"{prefix}{loc}: {detail} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
 class Member(BaseModel):
     """One configuration of a learner: what varies inside a pack (tau, beta and the seed)."""
 
@@ -160,4 +145,4 @@ def make_config(preset: str | None = None, **overrides: Any) -> IQLConfig:
     try:
         return IQLConfig(**values)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err)) from None
+        raise ConfigError("\n".join(describe_errors(err))) from None

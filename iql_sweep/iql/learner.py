@@ -38,17 +38,11 @@ from torch import nn
 
 from iql_sweep.errors import ConfigError
 from iql_sweep.iql.config import IQLConfig, Member, critic_keys, unsupported
-from iql_sweep.iql.losses import (
-    awr_actor_loss,
-    awr_weights,
-    expectile_loss,
-    gaussian_log_prob,
-    td_target,
-    twin_q_loss,
-)
 from iql_sweep.iql.networks import Layer, StackedMLP, initial_weights, stacked_mlp
 from iql_sweep.iql.observations import ObservationStats
 from iql_sweep.iql.replay import ReplayBuffer, make_generator
+from iql_sweep.iql.stages import Batch, Net, actor_stage, q_stage, value_stage
+from iql_sweep.seeds import DROPOUT_SEED_OFFSET
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +71,6 @@ METRIC_KEYS = (
 )
 #: Eager updates before a CUDA graph is captured (compilation and optimiser state happen here).
 GRAPH_WARMUP = 3
-#: Offset of the dropout generator's seed from the first member's seed.
-DROPOUT_SEED_OFFSET = 40_000
 
 # Many learners of different shapes in one process (tests, benchmarks) recompile the stages;
 # without a higher limit dynamo would silently fall back to eager after 8 shapes.
@@ -124,49 +116,6 @@ class _Snapshot:
 
     tensors: list[torch.Tensor]
     generators: list[torch.Tensor]
-
-
-# --- the three stages, as pure functions of their inputs (compiled when asked) ----------------
-
-
-def _q_pair(weights, biases, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-    """Both critics of every group: ``[C, 2, B]`` (the twin nets stacked as ``2C`` networks)."""
-    groups = obs.shape[0]
-    x = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)
-    return stacked_mlp(x, weights, biases).squeeze(-1).view(groups, 2, -1)
-
-
-def value_stage(v_w, v_b, t_w, t_b, obs, act, expectile):
-    """Expectile regression of V on the minimum of the target twin Q, per critic group."""
-    with torch.no_grad():
-        target_q = _q_pair(t_w, t_b, obs, act).min(dim=1).values  # [C, B]
-    v = stacked_mlp(obs, v_w, v_b).squeeze(-1)
-    losses = expectile_loss(target_q - v, expectile)  # [C]
-    return losses.sum(), losses.detach(), v.detach().mean(dim=-1), target_q
-
-
-def actor_stage(
-    a_w, a_b, log_std, v_w, v_b, obs, act, target_q, group_of, beta, masks, max_weight, lo, hi
-):
-    """AWR with the advantage from the target Q and the updated V, per member."""
-    with torch.no_grad():
-        advantage = (target_q - stacked_mlp(obs, v_w, v_b).squeeze(-1))[group_of]  # [K, B]
-        weights = awr_weights(advantage, beta, max_weight)
-    mean = torch.tanh(stacked_mlp(obs[group_of], a_w, a_b, masks))
-    log_prob = gaussian_log_prob(mean, log_std.clamp(lo, hi)[:, None, :], act[group_of])
-    losses = awr_actor_loss(log_prob, weights)  # [K]
-    clipped = (weights >= max_weight).float().mean(dim=-1)
-    return losses.sum(), losses.detach(), advantage.mean(dim=-1), clipped
-
-
-def q_stage(q_w, q_b, v_w, v_b, obs, act, rewards, terminals, next_obs, discount):
-    """Twin-Q regression towards r + gamma (1 - terminal) V_new(s'), per critic group."""
-    with torch.no_grad():
-        next_v = stacked_mlp(next_obs, v_w, v_b).squeeze(-1)
-        target = td_target(rewards, terminals, next_v, discount)
-    q = _q_pair(q_w, q_b, obs, act)  # [C, 2, B]
-    losses = twin_q_loss(q[:, 0], q[:, 1], target)  # [C]
-    return losses.sum(), losses.detach(), q.detach()[:, 0].mean(dim=-1)
 
 
 class IQLLearner:
@@ -256,13 +205,13 @@ class IQLLearner:
         self._warmup_left = GRAPH_WARMUP
         #: why the captured graph was given up for the compiled stages (None while it was not)
         self.capture_failure: str | None = None
-        # parameter lists handed to the stage functions (the tensors stay the same objects)
-        self._v = self.value.params()
-        self._q = self.q.params()
-        self._t = self.q_target.params()
-        self._a = self.actor.params()
-        self._targets = list(self.q_target.parameters())
-        self._online = list(self.q.parameters())
+        # parameters as the stages take them (the tensors stay the same objects)
+        self._value_net = Net(*self.value.params())
+        self._q_net = Net(*self.q.params())
+        self._q_target_net = Net(*self.q_target.params())
+        self._actor_net = Net(*self.actor.params())
+        self._q_params = list(self.q.parameters())
+        self._q_target_params = list(self.q_target.parameters())
         stages = (value_stage, actor_stage, q_stage)
         if speed in ("compiled", "graph"):
             # fullgraph: a graph break (a host read, an unsupported op) is an error, not a slow
@@ -342,63 +291,54 @@ class IQLLearner:
     def _step_on(self, batch: dict[str, torch.Tensor], masks) -> torch.Tensor:
         """One IQL update on ``[C, B, ...]`` minibatches; returns the metrics ``[M, K]``."""
         c, g = self.config, self.group_of
-        obs, act = batch["observations"], batch["actions"]
-        # V step (expectile regression on the target critics)
+        data = Batch(**{name: batch[name] for name in Batch._fields})
+        # 1. V by expectile regression on the target critics
         total, value_losses, v_mean, target_q = self._value_stage(
-            *self._v, *self._t, obs, act, self.expectile
+            self._value_net, self._q_target_net, data, expectile=self.expectile
         )
         self.value_opt.zero_grad(set_to_none=True)
         total.backward()
         self.value_opt.step()
-        # actor step (AWR with the updated V)
+        # 2. the actor by AWR, with the updated V
         self._learning_rate()
-        lr = self.actor_lr.expand(self.num_members)
         total, actor_losses, advantage, clipped = self._actor_stage(
-            *self._a,
+            self._actor_net,
             self.log_std,
-            *self._v,
-            obs,
-            act,
+            self._value_net,
+            data,
             target_q,
-            g,
-            self.beta,
-            masks,
-            c.max_awr_weight,
-            c.log_std_min,
-            c.log_std_max,
+            group_of=g,
+            beta=self.beta,
+            dropout_masks=masks,
+            max_weight=c.max_awr_weight,
+            log_std_min=c.log_std_min,
+            log_std_max=c.log_std_max,
         )
         self.actor_opt.zero_grad(set_to_none=True)
         total.backward()
         self.actor_opt.step()
-        # Q step (MSE to r + gamma (1 - terminal) V_new(s'))
+        # 3. twin Q by MSE to r + gamma (1 - terminal) V_new(s')
         total, q_losses, q_mean = self._q_stage(
-            *self._q,
-            *self._v,
-            obs,
-            act,
-            batch["rewards"],
-            batch["terminals"],
-            batch["next_observations"],
-            c.discount,
+            self._q_net, self._value_net, data, discount=c.discount
         )
         self.q_opt.zero_grad(set_to_none=True)
         total.backward()
         self.q_opt.step()
         with torch.no_grad():
-            torch._foreach_lerp_(self._targets, self._online, c.polyak)
+            # 4. Polyak averaging of the target critics towards the critics
+            torch._foreach_lerp_(self._q_target_params, self._q_params, c.polyak)
             self._step_t.add_(1.0)
-            return torch.stack(
-                [
-                    value_losses[g],
-                    q_losses[g],
-                    actor_losses,
-                    advantage,
-                    clipped,
-                    v_mean[g],
-                    q_mean[g],
-                    lr,
-                ]
-            )
+            metrics = {
+                "value_loss": value_losses[g],
+                "q_loss": q_losses[g],
+                "actor_loss": actor_losses,
+                "advantage_mean": advantage,
+                "awr_clip_fraction": clipped,
+                "v_mean": v_mean[g],
+                "q_mean": q_mean[g],
+                "actor_lr": self.actor_lr.expand(self.num_members),
+            }
+            return torch.stack([metrics[key] for key in METRIC_KEYS])
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One update on a given minibatch (fields ``[C, B, ...]``, or ``[B, ...]`` for every
@@ -599,7 +539,7 @@ class IQLLearner:
         Observations are raw (the environment's); the learner normalises them."""
         obs = self.normalize(obs)
         if members is None:
-            weights, biases = self._a
+            weights, biases = self._actor_net
             m = self.num_members
         else:
             index = torch.as_tensor(list(members), device=self.device)
@@ -624,7 +564,7 @@ class IQLLearner:
     def values(self, obs: torch.Tensor) -> torch.Tensor:
         """V of every member (its critic group's) at raw ``obs [N, obs]``: ``[K, N]``."""
         x = self.normalize(obs).expand(self.num_critics, *obs.shape)
-        return stacked_mlp(x, *self._v).squeeze(-1)[self.group_of]
+        return stacked_mlp(x, *self._value_net).squeeze(-1)[self.group_of]
 
     # --- state ---------------------------------------------------------------------------------
     def member_layers(self, k: int) -> dict[str, Any]:

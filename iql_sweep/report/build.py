@@ -6,23 +6,21 @@ means and standard deviations are over seeds.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from iql_sweep.errors import ConfigError
+from iql_sweep.experiment import Experiment
+from iql_sweep.files import atomic_write, atomic_write_text
 from iql_sweep.report import stats
 from iql_sweep.report import tables as interval_tables
 from iql_sweep.report.tables import Aggregates
 from iql_sweep.trial_config import TrialConfig
 
-REPORT_DIR = "report"
 KEYS = ["dataset", "expectile", "beta"]
 
 
@@ -245,17 +243,6 @@ def markdown(summary: pd.DataFrame) -> str:
     return "\n\n".join(parts) + "\n\n" + legend + "\n"
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class ReportFiles:
     folder: Path
@@ -265,20 +252,15 @@ class ReportFiles:
     aggregates: Aggregates | None = None
 
 
-def _spec_facts(experiment: Path, trials: pd.DataFrame) -> tuple[list[str], dict[str, Any], str]:
-    """The sweep's datasets (also those without a single trial yet), the baseline of each
-    grid dimension's ablation (the spec's first value) and the spec's text, from the
-    experiment's copy."""
-    copy = experiment / "sweep_spec.yaml"
+def _spec_facts(experiment: Experiment, trials: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
+    """The sweep's datasets (also those without a single trial yet) and the baseline of each
+    grid dimension's ablation (the spec's first value), from the experiment's spec."""
     datasets = list(dict.fromkeys(trials["dataset"])) if len(trials) else []
-    if not copy.is_file():
-        return datasets, {}, ""
-    text = copy.read_text()
-    spec = yaml.safe_load(text) or {}
-    listed = [d for d in spec.get("datasets", []) if isinstance(d, str)]
-    grid = (spec.get("search") or {}).get("grid") or {}
-    baselines = {k: v[0] for k, v in grid.items() if isinstance(v, list) and v}
-    return list(dict.fromkeys(listed + datasets)), baselines, text
+    if not experiment.holds_sweep():
+        return datasets, {}
+    spec = experiment.spec
+    baselines = {k: v[0] for k, v in (spec.search.grid or {}).items() if v}
+    return list(dict.fromkeys(spec.datasets + datasets)), baselines
 
 
 def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0) -> ReportFiles:
@@ -287,18 +269,20 @@ def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
     from iql_sweep.report import plots as sweep_plots
     from iql_sweep.report.page import write_page
 
-    experiment = Path(experiment).resolve()
+    folder_of = Experiment(experiment)
+    experiment = folder_of.path
     results = load_results(experiment)
     summary = summarize(results)
-    folder = experiment / REPORT_DIR
+    folder = folder_of.report_dir
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / "trials.csv", lambda p: results.trials.to_csv(p, index=False))
-    _atomic_write(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    _atomic_write(folder / "pivot_last.csv", lambda p: pivot(summary, "last_mean").to_csv(p))
-    _atomic_write(folder / "pivot_best.csv", lambda p: pivot(summary, "best_mean").to_csv(p))
+    atomic_write(folder / "trials.csv", lambda p: results.trials.to_csv(p, index=False))
+    atomic_write(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    atomic_write(folder / "pivot_last.csv", lambda p: pivot(summary, "last_mean").to_csv(p))
+    atomic_write(folder / "pivot_best.csv", lambda p: pivot(summary, "best_mean").to_csv(p))
     if not results.history.empty:
-        _atomic_write(folder / "curves.csv", lambda p: results.history.to_csv(p, index=False))
-    datasets, baselines, spec_text = _spec_facts(experiment, results.trials)
+        atomic_write(folder / "curves.csv", lambda p: results.history.to_csv(p, index=False))
+    datasets, baselines = _spec_facts(folder_of, results.trials)
+    spec_text = folder_of.spec_text()
     agg = None
     if not results.trials.empty:
         keys = [k for k in results.extra_keys if k != "max_steps"]
@@ -314,7 +298,7 @@ def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
             "completeness.csv": agg.completeness,
         }
         for name, table in tables.items():
-            _atomic_write(folder / name, lambda p, t=table: t.to_csv(p, index=False))
+            atomic_write(folder / name, lambda p, t=table: t.to_csv(p, index=False))
     text = markdown(summary)
     if agg is not None:
         text += "\n" + interval_tables.markdown(agg)
@@ -325,7 +309,7 @@ def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
             + "\n".join(f"- {r.trial_dir}: {r.error}" for r in failed.itertuples())
             + "\n"
         )
-    _atomic_write(folder / "report.md", lambda p: Path(p).write_text(text))
+    atomic_write_text(folder / "report.md", text)
     sweep_plots.plot_tau_ablation(summary, folder / "tau_ablation.png")
     sweep_plots.plot_heatmaps(summary, folder / "heatmap.png")
     sweep_plots.plot_learning_curves(results.history, folder / "learning_curves.png")

@@ -20,17 +20,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
-import yaml
 
-from iql_sweep.errors import ConfigError
-from iql_sweep.spec import WandbSettings
+from iql_sweep.experiment import Experiment
+from iql_sweep.spec import SweepSpec
 
-DASHBOARD_DIR = "dashboard"
-SPEC_COPY = "sweep_spec.yaml"
 SCORE = "normalized_score"
 LOSSES = ("value_loss", "q_loss", "actor_loss", "advantage_mean", "awr_clip_fraction")
 
@@ -55,7 +51,7 @@ def _grouped(y: list[str], title: str) -> wr.LinePlot:
     )
 
 
-def sections(spec: dict[str, Any]) -> list[ws.Section]:
+def sections(spec: SweepSpec) -> list[ws.Section]:
     """The panels of one dataset's view."""
     out = [
         ws.Section(
@@ -106,9 +102,9 @@ def sections(spec: dict[str, Any]) -> list[ws.Section]:
             panels=[_grouped([key], key.replace("_", " ")) for key in LOSSES],
         ),
     ]
-    training = spec.get("training") or {}
-    if training.get("online_steps"):
-        start = int(training["steps"])
+    training = spec.training
+    if training.online_steps:
+        start = training.steps
         out.append(
             ws.Section(
                 name="Offline → online fine-tuning",
@@ -116,8 +112,8 @@ def sections(spec: dict[str, Any]) -> list[ws.Section]:
                 panels=[
                     wr.MarkdownPanel(
                         markdown=f"Online fine-tuning starts after update **{start}**: "
-                        f"{training['online_steps']} environment steps follow, "
-                        f"{training.get('updates_per_env_step', 1)} update(s) each. The phase "
+                        f"{training.online_steps} environment steps follow, "
+                        f"{training.updates_per_env_step} update(s) each. The phase "
                         "panel is 0 offline and 1 online."
                     ),
                     _grouped([SCORE], "normalised score, offline then online"),
@@ -135,17 +131,13 @@ def _slug(text: str) -> str:
 
 def build(experiment: Path, entity: str | None = None) -> list[Dashboard]:
     """The workspace views of a sweep, from its spec copy; definitions written as JSON."""
-    experiment = Path(experiment).resolve()
-    copy = experiment / SPEC_COPY
-    if not copy.is_file():
-        raise ConfigError(f"EXPERIMENT_DIR: {experiment} holds no sweep ({SPEC_COPY} is missing)")
-    spec = yaml.safe_load(copy.read_text()) or {}
-    settings = WandbSettings(**(spec.get("wandb") or {}))
-    name = spec.get("name", experiment.name)
-    folder = experiment / DASHBOARD_DIR
+    spec = Experiment(experiment).spec
+    settings = spec.wandb
+    name = spec.name
+    folder = Experiment(experiment).dashboard_dir
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for dataset in spec.get("datasets", []):
+    for dataset in spec.datasets:
         # Runs are selected by their W&B group and dataset. Not by the config key "sweep":
         # wandb-workspaces maps that name onto W&B's own "Sweep" field, which ours are not in.
         workspace = ws.Workspace(
