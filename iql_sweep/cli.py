@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from iql_sweep.errors import ConfigError, IQLSweepError, describe_errors
+from iql_sweep.files import folder_problem
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
@@ -43,12 +44,10 @@ def _png_path(out: Path, option: str = "--out") -> Path:
 
 
 def _writable_folder(folder: Path, option: str) -> None:
-    """``folder`` exists as a folder or can be made; refuse a file in its place."""
-    for path in (folder, *folder.parents):
-        if path.exists():
-            if not path.is_dir():
-                raise ConfigError(f"{option}: {path} is a file, so {folder} cannot be a folder")
-            return
+    """``folder`` exists as a folder or can be made and written; else a ConfigError."""
+    problem = folder_problem(folder, option)
+    if problem:
+        raise ConfigError(problem)
 
 
 def _run_dir(dataset_id: str, tag: str) -> Path:

@@ -114,8 +114,8 @@ class TuneSink:
             scores = []
             for k in range(self.members):
                 prefix = self.trial.metric_prefix(k)
-                metrics[prefix + "failed"] = int(k in result.failed)
-                metrics[prefix + "error"] = result.failed.get(k, "")
+                metrics[self.trial.failed_key(k)] = int(k in result.failed)
+                metrics[self.trial.error_key(k)] = result.failed.get(k, "")
                 if k in result.rows:
                     row = tune_scores(result.rows[k])
                     scores.append(row["score"])

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +36,7 @@ from pydantic import (
 )
 
 from iql_sweep.errors import ConfigError, IQLSweepError, describe_errors, error_detail
+from iql_sweep.files import folder_problem
 from iql_sweep.iql.config import PRESETS, IQLConfig
 from iql_sweep.seeds import MAX_SEED
 from iql_sweep.trial_config import Pack, RunSettings, TrialConfig, TrialRun
@@ -410,28 +409,8 @@ def _output_errors(spec: SweepSpec, base: Path | None = None) -> list[str]:
     """The output folder must be a folder this process can create or write, and the
     experiment folder a new or existing folder inside it."""
     out = spec.output_dir(base)
-    experiment = out / spec.name
-    for path in (experiment, *experiment.parents):
-        if path.exists():
-            if not path.is_dir():
-                what = "is a file" if path in (out, experiment) else f"lies under the file {path}"
-                return [
-                    f"output: {out if path != experiment else experiment} {what}; give a folder"
-                ]
-            if not os.access(path, os.W_OK | os.X_OK):
-                return [
-                    f"output: cannot write in {path} (permission denied); choose another folder"
-                ]
-            if path != experiment:  # what the run will create: try it (/proc, read-only mounts)
-                try:
-                    os.rmdir(tempfile.mkdtemp(prefix=".iql-sweep-probe-", dir=path))
-                except OSError as err:
-                    return [
-                        f"output: cannot create folders in {path} ({err.strerror or err}); "
-                        "choose another folder"
-                    ]
-            return []
-    return []
+    problem = folder_problem(out / spec.name, "output", named=out)
+    return [problem] if problem else []
 
 
 def _resolved_errors(spec: SweepSpec) -> list[str]:

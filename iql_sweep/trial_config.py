@@ -185,6 +185,14 @@ class TrialConfig(BaseModel):
         """Where member ``k``'s metrics sit in the trial's Tune results."""
         return f"m{k}/" if self.packed else ""
 
+    def failed_key(self, k: int) -> str:
+        """The result key that says member ``k`` failed (1) and left the others training."""
+        return self.metric_prefix(k) + "failed"
+
+    def error_key(self, k: int) -> str:
+        """The result key holding why member ``k`` failed (empty while it has not)."""
+        return self.metric_prefix(k) + "error"
+
     def problems(self) -> list[str]:
         """What the learner cannot train of this configuration (the one capability check)."""
         size = len(self.pack.members) if self.pack is not None else 1

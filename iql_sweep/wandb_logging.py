@@ -96,10 +96,10 @@ class WandbTrialLogger(Callback):
                     self.folder,
                 )
                 self.mode = "offline"
-        self._runs: dict[str, list[tuple[Any, str]]] = {}
+        self._runs: dict[str, list[tuple[Any, str, str]]] = {}
         self._member_failed: dict[str, set[str]] = {}
 
-    def _configurations(self, trial) -> list[tuple[str, str, dict[str, Any], str]]:
+    def _configurations(self, trial) -> list[tuple[str, str, dict[str, Any], str, str]]:
         """(run id, run name, run config, metric prefix) per configuration the trial trains:
         one for a plain trial, one per member of a pack."""
         config = TrialConfig.model_validate(trial.config)
@@ -127,16 +127,17 @@ class WandbTrialLogger(Callback):
                 run_config["pack_member"] = k
             run_id = config.member_id(trial.trial_id, k)
             name = str(trial) + run_id[len(trial.trial_id) :]
-            out.append((run_id, name, run_config, config.metric_prefix(k)))
+            out.append((run_id, name, run_config, config.metric_prefix(k), config.failed_key(k)))
         return out
 
-    def _open(self, trial) -> list[tuple[Any, str]]:
+    def _open(self, trial) -> list[tuple[Any, str, str]]:
+        """The W&B runs of a trial's members: (run, metric prefix, failure key)."""
         if self.mode == "disabled":
             return []
         if trial.trial_id in self._runs:
             return self._runs[trial.trial_id]
         runs = []
-        for run_id, name, run_config, prefix in self._configurations(trial):
+        for run_id, name, run_config, prefix, failed_key in self._configurations(trial):
             kwargs = {
                 "project": self.settings.project,
                 "entity": self.settings.entity,
@@ -157,7 +158,7 @@ class WandbTrialLogger(Callback):
                 self.mode = "offline"
                 run = self._init(run_id, "offline", {**kwargs, "id": f"{run_id}-offline"})
             if run is not None:
-                runs.append((run, prefix))
+                runs.append((run, prefix, failed_key))
         self._runs[trial.trial_id] = runs
         self._member_failed[trial.trial_id] = set()
         return runs
@@ -177,8 +178,8 @@ class WandbTrialLogger(Callback):
         self._open(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        for run, prefix in self._open(trial):
-            if result.get(prefix + "failed") == 1:
+        for run, prefix, failed_key in self._open(trial):
+            if result.get(failed_key) == 1:
                 self._member_failed[trial.trial_id].add(prefix)
             metrics = {
                 k: result[prefix + k] for k in LOGGED_METRICS if result.get(prefix + k) is not None
@@ -192,7 +193,7 @@ class WandbTrialLogger(Callback):
 
     def _finish(self, trial, exit_code: int) -> None:
         failed = self._member_failed.pop(trial.trial_id, set())
-        for run, prefix in self._runs.pop(trial.trial_id, []):
+        for run, prefix, _ in self._runs.pop(trial.trial_id, []):
             try:
                 run.finish(exit_code=1 if prefix and prefix in failed else exit_code)
             except Exception as err:  # noqa: BLE001

@@ -62,9 +62,10 @@ def _configurations(trial, hist: pd.DataFrame, error: str | None):
             member_hist = member_hist[member_hist["score"].notna()]
         else:
             member_hist = pd.DataFrame(columns=["step", "score"])
-        failed = prefix + "failed" in hist and len(hist) and hist[prefix + "failed"].iloc[-1] == 1
+        failed_key = config.failed_key(k)
+        failed = failed_key in hist and len(hist) and hist[failed_key].iloc[-1] == 1
         status = "ERROR" if failed else trial.status
-        reason = str(hist[prefix + "error"].iloc[-1]) if failed else error
+        reason = str(hist[config.error_key(k)].iloc[-1]) if failed else error
         yield config_id, cfg, member.seed, member_hist, status, reason
 
 
