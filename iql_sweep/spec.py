@@ -55,10 +55,13 @@ class StrictModel(BaseModel):
 class Distribution(StrictModel):
     """An Optuna search distribution."""
 
-    type: Literal["uniform", "loguniform", "int", "choice"]
-    low: float | None = None
-    high: float | None = None
-    values: list[Any] | None = None
+    type: Literal["uniform", "loguniform", "int", "choice"] = Field(
+        description="how values are drawn: uniform or loguniform between low and high, int (a "
+        "whole number between low and high, both included), choice (one of values)"
+    )
+    low: float | None = Field(None, description="the smallest value (not for choice)")
+    high: float | None = Field(None, description="the largest value (not for choice)")
+    values: list[Any] | None = Field(None, description="the values of a choice")
 
     @model_validator(mode="after")
     def _bounds(self) -> Distribution:
@@ -78,25 +81,37 @@ class Distribution(StrictModel):
 class OptunaSearch(StrictModel):
     """Optuna TPE over distributions, with a sample budget."""
 
-    num_samples: int = Field(ge=1, le=100_000)
-    params: dict[str, Distribution] = Field(min_length=1)
+    num_samples: int = Field(
+        ge=1, le=100_000, description="configurations drawn per dataset (one trial each)"
+    )
+    params: dict[str, Distribution] = Field(
+        min_length=1, description="a distribution per IQL hyper-parameter or seed"
+    )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Optuna's sampler seed")
 
 
 class Scheduler(StrictModel):
     """ASHA early stopping; ``grace_period`` counts evaluations."""
 
-    type: Literal["asha"] = "asha"
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, gt=1.0)
+    type: Literal["asha"] = Field("asha", description="Ray Tune's ASHA scheduler")
+    grace_period: int = Field(1, ge=1, description="evaluations before a trial can be stopped")
+    reduction_factor: float = Field(
+        3.0, gt=1.0, description="1 / the share of trials kept at each rung"
+    )
 
 
 class Search(StrictModel):
     """Exactly one of ``grid`` (lists of values) or ``optuna``."""
 
-    grid: dict[str, list[Any]] | None = None
-    optuna: OptunaSearch | None = None
-    scheduler: Scheduler | None = None
+    grid: dict[str, list[Any]] | None = Field(
+        None,
+        description="a list of values per IQL hyper-parameter or seed; every combination is "
+        "trained",
+    )
+    optuna: OptunaSearch | None = Field(None, description="an Optuna TPE search instead")
+    scheduler: Scheduler | None = Field(
+        None, description="early stopping of the weaker trials (none: every trial runs out)"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Search:
@@ -106,14 +121,22 @@ class Search(StrictModel):
 
 
 class Resources(StrictModel):
-    cpus_per_trial: float = Field(1.0, gt=0)
+    """What each trial asks of the cluster, and how trials share it."""
+
+    cpus_per_trial: float = Field(
+        1.0, gt=0, description="CPUs per trial (its torch threads and evaluation rollouts)"
+    )
     gpus_per_trial: float | Literal["auto"] = Field(
         "auto",
         description="GPU share of a trial; 'auto': a share sized from the trial's memory when "
         "the cluster has GPUs (several trials per GPU), else the CPU",
     )
-    max_concurrent_trials: int | None = Field(None, ge=1)
-    max_failures: int = Field(1, ge=0)
+    max_concurrent_trials: int | None = Field(
+        None, ge=1, description="trials running at once (none: as many as the cluster fits)"
+    )
+    max_failures: int = Field(
+        1, ge=0, description="retries of a failed trial (from its last checkpoint)"
+    )
     pack: StrictInt | Literal["auto"] = Field(
         1, description="configurations trained together in one trial (grid searches); 'auto': 16"
     )
@@ -152,11 +175,25 @@ class Resources(StrictModel):
 
 
 class WandbSettings(StrictModel):
-    mode: Literal["online", "offline", "disabled"] = "offline"
-    project: str = Field("iql-sweep", min_length=1, max_length=128)
-    entity: str | None = Field(None, min_length=1, max_length=128)
-    group: str | None = Field(None, min_length=1, max_length=128)
-    tags: list[str] = Field(default_factory=list)
+    """One W&B run per configuration; offline (files to sync later) needs no key or network."""
+
+    mode: Literal["online", "offline", "disabled"] = Field(
+        "offline",
+        description="online falls back to offline without a key or network, never a crash",
+    )
+    project: str = Field("iql-sweep", min_length=1, max_length=128, description="W&B project")
+    entity: str | None = Field(
+        None, min_length=1, max_length=128, description="W&B team or user (none: your default)"
+    )
+    group: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="W&B group of every run (none: one group per sweep and dataset)",
+    )
+    tags: list[str] = Field(
+        default_factory=list, description="W&B tags (the sweep's name is always added)"
+    )
 
     @field_validator("project", "entity")
     @classmethod
@@ -172,18 +209,36 @@ class WandbSettings(StrictModel):
 
 
 class SweepSpec(StrictModel):
-    """A whole sweep; see the module docstring for the YAML shape."""
+    """A whole sweep: which datasets, what varies, how each configuration trains, where."""
 
-    name: str = Field(min_length=1, max_length=128)
-    datasets: list[str] = Field(min_length=1)
-    preset: str | None = None
-    iql: dict[str, Any] = Field(default_factory=dict)
-    search: Search
-    training: RunSettings
-    resources: Resources = Field(default_factory=Resources)
-    wandb: WandbSettings = Field(default_factory=WandbSettings)
-    output: str = Field("results", min_length=1)
-    seed: int = Field(0, ge=0, le=MAX_SEED)
+    name: str = Field(
+        min_length=1, max_length=128, description="the sweep; its folder inside output"
+    )
+    datasets: list[str] = Field(
+        min_length=1,
+        description="dataset ids: local, made by the project (iql-sweep/...) or on Minari's "
+        "remote (D4RL/...), each swept alike",
+    )
+    preset: str | None = Field(
+        None, description="the IQL preset (none: the one that fits each dataset's domain)"
+    )
+    iql: dict[str, Any] = Field(
+        default_factory=dict, description="fixed values of IQL hyper-parameters (table below)"
+    )
+    search: Search = Field(description="what varies: a grid or an Optuna search")
+    training: RunSettings = Field(description="how long each configuration trains and is tested")
+    resources: Resources = Field(
+        default_factory=Resources, description="what each trial asks of the cluster"
+    )
+    wandb: WandbSettings = Field(default_factory=WandbSettings, description="W&B runs")
+    output: str = Field(
+        "results",
+        min_length=1,
+        description="where experiment folders go (a relative path: from the current folder)",
+    )
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="the seed of every configuration the search leaves"
+    )
 
     @field_validator("name")
     @classmethod

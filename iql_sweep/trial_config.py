@@ -42,7 +42,7 @@ class RunSettings(BaseModel):
 
     steps: int = Field(ge=1, description="offline gradient updates")
     eval_every: int = Field(ge=1, description="updates between evaluations")
-    eval_episodes: int = Field(10, ge=1)
+    eval_episodes: int = Field(10, ge=1, description="episodes per evaluation")
     checkpoint_every: int | None = Field(
         None, ge=1, description="updates between checkpoints (default: every evaluation)"
     )

@@ -42,25 +42,33 @@ class IQLConfig(BaseModel):
 
     expectile: float = Field(0.7, gt=0.0, lt=1.0, description="tau of the value expectile")
     beta: float = Field(3.0, ge=0.0, description="inverse temperature of the AWR weights")
-    discount: float = Field(0.99, gt=0.0, le=1.0)
+    discount: float = Field(0.99, gt=0.0, le=1.0, description="gamma")
     polyak: float = Field(0.005, gt=0.0, le=1.0, description="target-network averaging rate")
     max_awr_weight: float = Field(100.0, gt=0.0, description="clip of exp(beta * advantage)")
-    hidden_dims: tuple[int, ...] = Field((256, 256), min_length=1)
-    actor_lr: float = Field(3e-4, gt=0.0)
-    critic_lr: float = Field(3e-4, gt=0.0)
-    value_lr: float = Field(3e-4, gt=0.0)
-    batch_size: int = Field(256, ge=1)
-    max_steps: int = Field(1_000_000, ge=1, description="gradient steps; sets the cosine horizon")
-    actor_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    log_std_min: float = -5.0
-    log_std_max: float = 2.0
-    cosine_actor_schedule: bool = True
+    hidden_dims: tuple[int, ...] = Field(
+        (256, 256), min_length=1, description="hidden widths of every network (V, Q, actor)"
+    )
+    actor_lr: float = Field(3e-4, gt=0.0, description="Adam step size of the actor")
+    critic_lr: float = Field(3e-4, gt=0.0, description="Adam step size of the twin Q")
+    value_lr: float = Field(3e-4, gt=0.0, description="Adam step size of V")
+    batch_size: int = Field(256, ge=1, description="transitions per update")
+    max_steps: int = Field(
+        1_000_000, ge=1, description="the cosine horizon (a spec's training sets it: leave it out)"
+    )
+    actor_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout in the actor's MLP")
+    log_std_min: float = Field(-5.0, description="lower clamp of the actor's log std")
+    log_std_max: float = Field(2.0, description="upper clamp of the actor's log std")
+    cosine_actor_schedule: bool = Field(
+        True, description="the actor's step size decays to 0 over max_steps (cosine)"
+    )
     reward_norm: Literal["none", "return_range"] = Field(
         "none", description="'return_range': r * 1000 / (max - min episode return)"
     )
     reward_shift: float = Field(0.0, description="added to every reward after scaling")
-    action_clip: float = Field(1.0 - 1e-5, gt=0.0, le=1.0)
-    orthogonal_init: bool = True
+    action_clip: float = Field(
+        1.0 - 1e-5, gt=0.0, le=1.0, description="dataset actions clipped to +-action_clip"
+    )
+    orthogonal_init: bool = Field(True, description="orthogonal initial weights (the official)")
     normalize_observations: StrictBool = Field(
         False,
         description="shift and scale every observation dimension by the offline data's mean and "
