@@ -37,3 +37,49 @@ def umaze_id(minari_root: Path) -> str:
         "pointmaze-umaze", steps=SMALL_STEPS, seed=123, ref_episodes=30, progress=False
     )
     return report.dataset_id
+
+
+@pytest.fixture(scope="session")
+def _ray_in_this_process():
+    """Shut the session's in-process Ray down at the end (see ``shared_ray``)."""
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture
+def shared_ray(_ray_in_this_process, minari_root):
+    """One local Ray in the test process for the sweeps run in-process (``cli_in_process``):
+    a fresh CLI process per sweep would pay the imports and a Ray start each time. The trials get
+    the session's Minari root, cache and W&B mode from the environment, as the CLI forwards
+    them. Modules that stop every Ray on the host (the cluster tests) shut it down first; the
+    next test that needs it starts it again."""
+    import ray
+
+    from iql_sweep.sweep import FORWARDED_ENV
+
+    if not ray.is_initialized():
+        env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": env},
+        )
+    return ray
+
+
+@pytest.fixture
+def cli_in_process(shared_ray, monkeypatch):
+    """Run ``iql-sweep ARGS`` in this process from folder ``cwd``, on the shared Ray; returns
+    typer's result (``exit_code``, ``output`` with stdout and stderr)."""
+    from typer.testing import CliRunner
+
+    from iql_sweep.cli import app
+
+    def run(*args: str, cwd: Path):
+        monkeypatch.chdir(cwd)
+        return CliRunner().invoke(app, list(args))
+
+    return run

@@ -86,3 +86,11 @@ def dropout_masks(generator_state: torch.Tensor, learner: IQLLearner, rows: int)
         (torch.rand((learner.num_members, rows, w), generator=g) >= p).float() * (1.0 / (1.0 - p))
         for w in learner.config.hidden_dims
     ]
+
+
+def leave_no_ray_in_this_process() -> None:
+    """Before ``ray stop`` (which stops every Ray on the host): the tests' in-process Ray
+    (conftest's ``shared_ray``) is shut down cleanly first; it starts again when next needed."""
+    import ray
+
+    ray.shutdown()

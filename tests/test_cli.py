@@ -101,20 +101,12 @@ def test_datasets_list_and_make_errors(umaze_id):
 
 
 @pytest.mark.slow
-def test_demo_runs_the_embedded_sweep_and_prints_its_table(umaze_id, tmp_path):
-    """The README's main job (smoke-sized): local Ray, the local dataset, W&B offline."""
-    import subprocess
-    import sys
-
-    out = subprocess.run(
-        [sys.executable, "-m", "iql_sweep.cli", "demo", "--smoke", "--output", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "τ \\ β" in out.stdout and "| 0.5 |" in out.stdout and "| 0.9 |" in out.stdout
+def test_demo_runs_the_embedded_sweep_and_prints_its_table(umaze_id, tmp_path, cli_in_process):
+    """The README's main job (smoke-sized): Ray, the local dataset, W&B offline (the real
+    entry point starting its own Ray: tests/test_sweep.py's grid sweep)."""
+    out = cli_in_process("demo", "--smoke", "--output", str(tmp_path), cwd=tmp_path)
+    assert out.exit_code == 0, out.output[-3000:]
+    assert "τ \\ β" in out.output and "| 0.5 |" in out.output and "| 0.9 |" in out.output
     (experiment,) = tmp_path.glob("smoke-*-smoke")
     assert len(list((experiment / "wandb").glob("offline-run-*"))) == 4
     assert (experiment / "report" / "summary.csv").is_file()

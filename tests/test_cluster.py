@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers import leave_no_ray_in_this_process
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -69,6 +71,7 @@ def _start_cluster(tmp: Path, nodes: int):
     }
     port, dashboard = free_port(), free_port()
     ray = str(BIN / "ray")
+    leave_no_ray_in_this_process()  # `ray stop --force` stops every Ray on the host
     subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
     commands = [
         [

@@ -147,19 +147,21 @@ def test_negative_online_steps_are_refused_before_any_work(umaze_id, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_fine_tuning_sweep_reports_offline_and_fine_tuned_scores(umaze_id, tmp_path):
+def test_fine_tuning_sweep_reports_offline_and_fine_tuned_scores(
+    umaze_id, tmp_path, cli_in_process
+):
     """A real Ray sweep with online_steps: both scores in the tables and report.md, the phase
     and the environment steps in each W&B run's history."""
     import pandas as pd
 
-    from tests.test_sweep import cli, tiny_spec, write_spec
+    from tests.test_sweep import tiny_spec, write_spec
     from tests.wandb_files import run_contents
 
     spec = tiny_spec(
         "ft", [umaze_id], {"grid": {"expectile": [0.7], "seed": [0, 1]}}, online_steps=60
     )
-    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = cli_in_process("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    assert result.exit_code == 0, result.output[-3000:]
     report = tmp_path / "results" / "ft" / "report"
     trials = pd.read_csv(report / "trials.csv")
     assert len(trials) == 2 and set(trials["status"]) == {"TERMINATED"}

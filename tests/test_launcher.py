@@ -25,6 +25,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers import leave_no_ray_in_this_process
+
 pytestmark = pytest.mark.slow  # a cluster over ssh
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,6 +191,7 @@ def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id):
     config.write_text(yaml.safe_dump(cluster))
     ray = str(BIN / "ray")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    leave_no_ray_in_this_process()  # ray up/down stop Ray on this host
     try:
         run([ray, "up", "-y", str(config), "--no-config-cache"], env=env)
         # The headline command, literally: a YAML spec as ray submit's file argument; the

@@ -213,29 +213,21 @@ def test_reverse_corruption_pushes_away_from_the_waypoint():
     assert np.allclose(a[f], np.clip(-ctrl[f], -1, 1), atol=1e-6)
 
 
-def test_stitching_figure_end_to_end(corrupted_id, tmp_path):
+def test_stitching_figure_end_to_end(corrupted_id, tmp_path, cli_in_process):
     """`iql-sweep figure stitching --smoke`: the spec's tiny sweep on the corrupted u-maze
     through real Ray, then V of every member against V* and the PNG/CSV."""
     png = tmp_path / "stitching.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "iql_sweep.cli",
-            "figure",
-            "stitching",
-            "--smoke",
-            "--output",
-            str(tmp_path / "results"),
-            "--out",
-            str(png),
-        ],
+    result = cli_in_process(
+        "figure",
+        "stitching",
+        "--smoke",
+        "--output",
+        str(tmp_path / "results"),
+        "--out",
+        str(png),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=420,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.exit_code == 0, result.output[-3000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_csv(png.with_suffix(".csv"))
     assert table["expectile"].tolist() == [0.5, 0.7] and (table["seeds"] == 2).all()

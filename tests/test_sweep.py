@@ -17,9 +17,12 @@ import minari
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from minari.data_collector import EpisodeBuffer
 
+from iql_sweep.spec import load_spec
+from iql_sweep.training import assemble
 from tests.wandb_files import records, run_contents
 
 pytestmark = pytest.mark.slow  # Ray sweeps
@@ -428,7 +431,7 @@ def test_every_trial_has_a_wandb_offline_run(grid_sweep, umaze_id):
             assert history == [] and exits == [1]
 
 
-def test_optuna_search_stays_in_its_ranges(umaze_id, tmp_path):
+def test_optuna_search_stays_in_its_ranges(umaze_id, tmp_path, cli_in_process):
     spec = tiny_spec(
         "opt",
         [umaze_id],
@@ -444,8 +447,9 @@ def test_optuna_search_stays_in_its_ranges(umaze_id, tmp_path):
         },
     )
     spec["wandb"]["mode"] = "disabled"
-    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = cli_in_process("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    assert result.exit_code == 0, result.output[-3000:]
+    assert "3 configurations in 3 Ray trials" in result.output
     trials = pd.read_csv(tmp_path / "results" / "opt" / "report" / "trials.csv")
     assert len(trials) == 3 and set(trials["status"]) == {"TERMINATED"}
     assert trials["expectile"].between(0.6, 0.8).all() and trials["beta"].between(1.0, 5.0).all()
@@ -463,11 +467,12 @@ def _finished_steps(experiment: Path) -> dict[str, list[int]]:
     return steps
 
 
-def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_path):
+def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_path, cli_in_process):
     """A packed sweep (packs of 2 over 3 configurations: one pack and one plain trial), its
-    driver and Ray killed mid-way: plain and packed trials restore through the same Tune
-    checkpoint path (ray_trial.restored_state), so one variant covers both; a plain run's exact
-    resume in-process is tests/test_training.py's."""
+    driver and Ray killed mid-way, resumed by a new driver: plain and packed trials restore
+    through the same Tune checkpoint path (ray_trial.restored_state), so one variant covers
+    both; a plain run's exact resume in-process is tests/test_training.py's. The resumed scores
+    equal those of the same trials run uninterrupted, through the code a Ray trial runs."""
     pack = 2
     spec = tiny_spec(
         "resumable",
@@ -501,64 +506,71 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(umaze_id, tmp_pa
         driver.kill()
         pytest.fail(f"the sweep never reached a mid-point: {steps}")
     # A second driver on the same folder is refused while the first is alive ...
-    second = cli("resume", str(experiment), cwd=tmp_path, timeout=120)
-    assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
-    assert "another driver" in " ".join(second.stderr.split())
+    second = cli_in_process("resume", str(experiment), cwd=tmp_path)
+    assert second.exit_code == 2, second.output[-2000:]
+    assert "another driver" in " ".join(second.output.split())
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait()
     finished = {t: (experiment / t / "result.json").read_bytes() for t in done}
 
-    partial = cli("report", str(experiment), cwd=tmp_path)  # a report of the partial sweep
-    assert partial.returncode == 0, partial.stderr[-3000:]
+    partial = cli_in_process("report", str(experiment), cwd=tmp_path)  # of the partial sweep
+    assert partial.exit_code == 0, partial.output[-3000:]
     partial_trials = pd.read_csv(experiment / "report" / "trials.csv")
     assert set(partial_trials.loc[partial_trials["steps_done"] == 600, "trial_dir"]) == set(done)
     assert (partial_trials["status"] != "TERMINATED").any()
 
-    resumed = cli("resume", str(experiment), cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    resumed = cli_in_process("resume", str(experiment), cwd=tmp_path)
+    assert resumed.exit_code == 0, resumed.output[-3000:]
     for trial, content in finished.items():
         assert (experiment / trial / "result.json").read_bytes() == content  # not rerun
     trials = pd.read_csv(experiment / "report" / "trials.csv")
     assert len(trials) == 3 and set(trials["status"]) == {"TERMINATED"}
     assert (trials["steps_done"] == 600).all() and (trials["evaluations"] == 6).all()
 
-    baseline_spec = {**spec, "name": "uninterrupted"}
-    baseline = cli("run", str(write_spec(tmp_path, baseline_spec)), cwd=tmp_path)
-    assert baseline.returncode == 0, baseline.stderr[-3000:]
-    reference = pd.read_csv(tmp_path / "results" / "uninterrupted" / "report" / "trials.csv")
-    assert trials.shape == reference.shape and list(trials.columns) == list(reference.columns)
-    summary = pd.read_csv(experiment / "report" / "summary.csv")
-    reference_summary = pd.read_csv(
-        tmp_path / "results" / "uninterrupted" / "report" / "summary.csv"
-    )
-    assert summary.shape == reference_summary.shape
-    # Exact resume: the interrupted trials end where the uninterrupted ones do.
-    merged = trials.merge(reference, on=["expectile", "seed"], suffixes=("", "_ref"))
-    np.testing.assert_allclose(merged["last_score"], merged["last_score_ref"])
+    # Exact resume: the interrupted trials end where the same trials end uninterrupted, run by
+    # the code a Ray trial runs (ray_trial.iql_trial: assemble, then the loop), on one thread
+    # as each trial of 1 CPU.
+    uninterrupted = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for trial in load_spec(spec_file).trial_configs():
+            result = assemble(trial, torch.device("cpu")).loop([]).run()
+            for k, member in enumerate(trial.members()):
+                uninterrupted[member.expectile] = result.history[k][-1]["normalized_score"]
+    finally:
+        torch.set_num_threads(threads)
+    assert sorted(uninterrupted) == sorted(trials["expectile"])
+    for row in trials.itertuples():
+        assert row.last_score == pytest.approx(uninterrupted[row.expectile], abs=1e-9), row
 
 
-def test_requests_no_node_can_satisfy_are_refused_before_ray_waits(umaze_id, tmp_path):
+def test_requests_no_node_can_satisfy_are_refused_before_ray_waits(
+    umaze_id, tmp_path, cli_in_process
+):
     """A GPU on a machine without one: an error naming the field, the request and what the
-    cluster offers, instead of a sweep waiting forever (through the real entry point; more
-    CPUs than a node has: tests/test_feasibility.py, in-process)."""
+    cluster offers, instead of a sweep waiting forever (more CPUs than a node has:
+    tests/test_feasibility.py)."""
     for field, value, expected in (
         ("gpus_per_trial", 1, "resources.gpus_per_trial: a trial asks for 1 GPU"),
     ):
         spec = tiny_spec(f"infeasible-{field}", [umaze_id], {"grid": {"expectile": [0.7]}})
         spec["resources"][field] = value
         spec["wandb"]["mode"] = "disabled"
-        result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path, timeout=180)
-        text = " ".join((result.stdout + result.stderr).split())
-        assert result.returncode == 2 and expected in text, text[-2000:]
+        result = cli_in_process("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and expected in text, text[-2000:]
         assert "which no node of this cluster has (2 CPU / 0 GPU" in text
         assert not (tmp_path / "results" / spec["name"] / "sweep_spec.yaml").exists()
 
 
-def test_a_sweep_in_which_every_trial_failed_exits_non_zero(diverging_dataset, tmp_path):
+def test_a_sweep_in_which_every_trial_failed_exits_non_zero(
+    diverging_dataset, tmp_path, cli_in_process
+):
     spec = tiny_spec("all-failed", [diverging_dataset], {"grid": {"seed": [0, 1]}})
     spec["resources"]["max_failures"] = 0
     spec["wandb"]["mode"] = "disabled"
-    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
-    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "every one of the 2 configurations failed" in " ".join(result.stderr.split())
+    result = cli_in_process("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    assert result.exit_code == 1, result.output[-3000:]
+    assert "every one of the 2 configurations failed" in " ".join(result.output.split())
     assert (tmp_path / "results" / "all-failed" / "report" / "trials.csv").is_file()

@@ -72,11 +72,20 @@ METRIC_KEYS = (
 #: Eager updates before a CUDA graph is captured (compilation and optimiser state happen here).
 GRAPH_WARMUP = 3
 
-# Many learners of different shapes in one process (tests, benchmarks) recompile the stages;
-# without a higher limit dynamo would silently fall back to eager after 8 shapes.
-for _name in ("recompile_limit", "cache_size_limit"):
-    if hasattr(torch._dynamo.config, _name):
-        setattr(torch._dynamo.config, _name, 64)
+
+
+def _compile_stages(stages: tuple) -> tuple:
+    """The stages compiled whole (fullgraph: a graph break, such as a host read or an unsupported
+    op, is an error, not a slow path). Dynamo is imported only here (a second of start-up an
+    eager trial does not pay); many learners of different shapes in one process (tests,
+    benchmarks) recompile the stages, and without a higher limit dynamo would silently fall
+    back to eager after 8 shapes."""
+    import torch._dynamo
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, 64)
+    return tuple(torch.compile(f, dynamic=False, fullgraph=True) for f in stages)
 
 
 def choose_speed(
@@ -214,9 +223,7 @@ class IQLLearner:
         self._q_target_params = list(self.q_target.parameters())
         stages = (value_stage, actor_stage, q_stage)
         if speed in ("compiled", "graph"):
-            # fullgraph: a graph break (a host read, an unsupported op) is an error, not a slow
-            # path
-            stages = tuple(torch.compile(f, dynamic=False, fullgraph=True) for f in stages)
+            stages = _compile_stages(stages)
         self._value_stage, self._actor_stage, self._q_stage = stages
 
     @staticmethod
