@@ -30,8 +30,11 @@ if [[ "${1:-}" == "--dev" ]]; then
 fi
 if [[ ! -x .venv/bin/python ]]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+# Byte-compiled once, on every core, after both installs (pip compiles file by file).
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  .venv/bin/python -m pip install --quiet "$TORCH_PIN"
+  .venv/bin/python -m pip install --quiet --no-compile "$TORCH_PIN"
 fi
-.venv/bin/python -m pip install --quiet -e "$target"
+.venv/bin/python -m pip install --quiet --no-compile -e "$target"
+# A file that does not compile (test data inside some packages) is left as it is.
+.venv/bin/python -m compileall -q -j 0 .venv/lib/python3*/site-packages >/dev/null || true
 echo "set-up done: $(.venv/bin/python -c 'import torch, ray, minari; print(f"torch {torch.__version__}, ray {ray.__version__}, minari {minari.__version__}")')"

@@ -468,8 +468,11 @@ def test_hostile_files_cost_no_more_than_a_valid_spec(base, tmp_path):
         assert cpu < max(2 * valid_cpu, valid_cpu + 2.0), (name, cpu, valid_cpu)
 
 
-def test_no_traceback_reaches_the_console(umaze_id, tmp_path):
-    """Misuse of the other commands, through the console entry point (one line, exit 2)."""
+def test_no_traceback_reaches_the_console(umaze_id, tmp_path, capsys):
+    """Misuse of the other commands through the console's entry point (``cli.main``: one line,
+    exit 2): the first in a real child process, the others in this one."""
+    from iql_sweep.cli import main
+
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     cases = [
@@ -481,15 +484,18 @@ def test_no_traceback_reaches_the_console(umaze_id, tmp_path):
         (["sync", str(tmp_path)], "holds no W&B runs"),
         (["dashboard", str(tmp_path)], "holds no sweep"),
     ]
-    for args, expected in cases:
-        result = subprocess.run(
-            [sys.executable, "-m", "iql_sweep.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        text = " ".join((result.stdout + result.stderr).split())
-        assert result.returncode == 2 and "Traceback" not in text, (args, text)
+    (args, expected), *others = cases
+    child = subprocess.run(
+        [sys.executable, "-m", "iql_sweep.cli", *args], capture_output=True, text=True, timeout=120
+    )
+    text = " ".join((child.stdout + child.stderr).split())
+    assert child.returncode == 2 and "Traceback" not in text and expected in text, text
+    for args, expected in others:
+        with pytest.raises(SystemExit) as exited:
+            main(args)
+        said = capsys.readouterr()
+        text = " ".join((said.out + said.err).split())
+        assert exited.value.code == 2 and "Traceback" not in text, (args, text)
         assert expected in text, (args, text)
 
 

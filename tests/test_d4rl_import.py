@@ -124,7 +124,11 @@ def test_an_imported_dataset_trains_and_evaluates_on_hopper(tmp_path, monkeypatc
         assert row["return_mean"] != 0  # Hopper-v5 really ran
 
 
-def test_bad_imports_are_refused_with_one_line(tmp_path, monkeypatch):
+def test_bad_imports_are_refused_with_one_line(tmp_path, monkeypatch, capsys):
+    """Through the console's entry point, in this process (the real child process: the
+    successful import above)."""
+    from iql_sweep.cli import main
+
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # a private root
     path = tmp_path / "hopper_medium-v2.hdf5"
     write_d4rl_file(path, next_observations=False)
@@ -138,6 +142,8 @@ def test_bad_imports_are_refused_with_one_line(tmp_path, monkeypatch):
         ([str(broken), "--id", "d4rl/hopper/x-v2", "--env", "Hopper-v5"], "lacks the D4RL arrays"),
         ([str(tmp_path / "none.hdf5"), "--id", "a/b-v0", "--env", "Hopper-v5"], "no such file"),
     ):
-        result = cli("datasets", "import-d4rl", *args)
-        text = " ".join((result.stdout + result.stderr).split())
-        assert result.returncode == 2 and "Traceback" not in text and expected in text, text
+        with pytest.raises(SystemExit) as exited:
+            main(["datasets", "import-d4rl", *args])
+        said = capsys.readouterr()
+        text = " ".join((said.out + said.err).split())
+        assert exited.value.code == 2 and "Traceback" not in text and expected in text, text

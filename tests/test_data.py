@@ -200,3 +200,37 @@ def test_normalized_scores():
     assert reference_scores(
         "D4RL/antmaze/umaze-v1", {"ref_min_score": 0.1, "ref_max_score": 0.9}
     ) == (0.1, 0.9)
+
+
+def test_a_sweep_makes_its_missing_datasets_once_before_ray_starts(monkeypatch, tmp_path):
+    """The driver's preparation step (sweep.prepare_datasets, before Ray starts): a missing
+    dataset the project can make is made into the Minari root, then found present."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from iql_sweep.data import generators
+    from iql_sweep.spec import validate_spec
+    from iql_sweep.sweep import prepare_datasets
+
+    name = "pointmaze-umaze-dense"
+    small = replace(generators.GENERATORS[name], default_steps=3_000)
+    monkeypatch.setitem(generators.GENERATORS, name, small)
+    spec = validate_spec(
+        {
+            "name": "prepare",
+            "datasets": [small.dataset_id],
+            "search": {"grid": {"seed": [0]}},
+            "training": {"steps": 10, "eval_every": 10},
+            "output": str(tmp_path),
+        },
+        check_datasets=False,
+    )
+    assert small.dataset_id not in minari.list_local_datasets()
+    console = Console(record=True, width=200)
+    prepare_datasets(spec, console)
+    said = console.export_text()
+    assert f"dataset {small.dataset_id}: was missing; made it (3000 steps" in said
+    assert load_transitions(small.dataset_id).size == 3_000
+    prepare_datasets(spec, console)
+    assert f"dataset {small.dataset_id}: present" in console.export_text()

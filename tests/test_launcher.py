@@ -145,13 +145,13 @@ def submit_setup() -> list[str]:
     return sorted(lines)
 
 
-def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id):
+def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id, minari_root):
     lab, user = ssh_lab["lab"], ssh_lab["user"]
     specs = lab / "specs"
     specs.mkdir()
     spec = {
         "name": "launched",
-        "datasets": ["iql-sweep/pointmaze/umaze-v0"],  # made on the head: it is missing there
+        "datasets": [umaze_id],  # mounted below (making a missing one: tests/test_data.py)
         "iql": {"batch_size": 32, "hidden_dims": [32, 32]},
         "search": {"grid": {"expectile": [0.5, 0.9]}},
         "training": {"steps": 60, "eval_every": 30, "eval_episodes": 2},
@@ -171,7 +171,12 @@ def test_ray_up_submit_rsync_down_and_down(ssh_lab, umaze_id):
         },
         "min_workers": 0,
         "max_workers": 0,
-        "file_mounts": {"~/iql-sweep": str(ROOT), "~/specs": str(specs)},
+        "file_mounts": {
+            "~/iql-sweep": str(ROOT),
+            "~/specs": str(specs),
+            # the session's small dataset into the head's Minari root (its .bashrc says where)
+            f"~/minari/{umaze_id}": str(minari_root / umaze_id),
+        },
         "rsync_exclude": ["**/.git", "**/.venv", "**/results", "**/runs", "**/__pycache__"],
         # The shipped configs' own head set-up for `ray submit CLUSTER SPEC.yaml` (the shim in
         # ~/.bashrc), with the results on the "shared storage" of this one-node cluster.

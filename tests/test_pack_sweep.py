@@ -10,7 +10,7 @@ import pytest
 from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.iql.observations import ObservationStats
 from iql_sweep.spec import validate_spec
-from tests.test_sweep import cli, tiny_spec, write_spec
+from tests.test_sweep import tiny_spec, write_spec
 from tests.wandb_files import run_contents
 
 
@@ -59,7 +59,9 @@ def test_pack_setting_is_validated(umaze_id):
 
 
 @pytest.mark.slow
-def test_packed_sweep_reports_every_configuration(umaze_id, tmp_path):
+def test_packed_sweep_reports_every_configuration(
+    umaze_id, tmp_path, cli_in_process, monkeypatch, caplog
+):
     spec = tiny_spec(
         "packed",
         [umaze_id],
@@ -74,10 +76,12 @@ def test_packed_sweep_reports_every_configuration(umaze_id, tmp_path):
     spec["resources"]["pack"] = 6
     # W&B online with a key, but the server unreachable: every run must land offline, whole.
     spec["wandb"]["mode"] = "online"
-    unreachable = {"WANDB_API_KEY": "k" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
-    result = cli("run", str(write_spec(tmp_path, spec)), cwd=tmp_path, env=unreachable)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "W&B unreachable" in result.stdout + result.stderr
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    result = cli_in_process("run", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    assert result.exit_code == 0, result.output[-3000:]
+    assert "W&B unreachable" in caplog.text  # the driver's warning (a console reads it on stderr)
+    assert "12 configurations in 2 Ray trials" in result.output
     experiment = tmp_path / "results" / "packed"
     # two Ray trials of 6 each: the normalisation setting splits the packs
     assert len(list(experiment.glob("*/result.json"))) == 2
