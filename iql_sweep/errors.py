@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 
@@ -70,10 +71,13 @@ def error_detail(e: dict[str, Any], flag: bool = False) -> str:
 
 
 def _yaml_path(loc: tuple[Any, ...]) -> str:
+    """``search.grid.beta[0]``; a key that is not a plain name is quoted, ``search['a: b']``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", str(part)):
             out += ("." if out else "") + str(part)
+        else:
+            out += f"[{str(part)!r}]"
     return out or "(top level)"

@@ -196,7 +196,13 @@ class TrialConfig(BaseModel):
     def problems(self) -> list[str]:
         """What the learner cannot train of this configuration (the one capability check)."""
         size = len(self.pack.members) if self.pack is not None else 1
-        return unsupported(size, self.run.online_steps)
+        if unsupported(size, self.run.online_steps):  # said in the spec's words
+            return [
+                "resources.pack: online fine-tuning (training.online_steps) trains one "
+                "configuration per trial, each with its own environment and growing buffer; "
+                "use pack: 1"
+            ]
+        return []
 
 
 def member_of(config_id: str) -> int | None:

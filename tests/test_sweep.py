@@ -268,7 +268,7 @@ def test_report_page_renders_in_a_real_browser(grid_sweep, diverging_dataset):
     finally:
         driver.quit()
     pixels = matplotlib.image.imread(shot)
-    assert pixels.shape[:2] == (1800, 1280) or pixels.shape[1] == 1280
+    assert pixels.shape[1] == 1280  # the window width (the height follows the page)
     assert pixels.std() > 0.05  # not a blank page
 
 

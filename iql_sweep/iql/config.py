@@ -133,9 +133,8 @@ def unsupported(members: int, online_steps: int) -> list[str]:
     each member would need its own environment and its own growing buffer.)"""
     if online_steps and members > 1:
         return [
-            "resources.pack: online fine-tuning (training.online_steps) trains one "
-            "configuration per trial, each with its own environment and growing buffer; "
-            "use pack: 1"
+            f"online fine-tuning trains one configuration per learner (each needs its own "
+            f"environment and growing buffer); got {members}"
         ]
     return []
 

@@ -73,7 +73,6 @@ METRIC_KEYS = (
 GRAPH_WARMUP = 3
 
 
-
 def _compile_stages(stages: tuple) -> tuple:
     """The stages compiled whole (fullgraph: a graph break, such as a host read or an unsupported
     op, is an error, not a slow path). Dynamo is imported only here (a second of start-up an
