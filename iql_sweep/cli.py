@@ -68,6 +68,10 @@ def train(
         int | None, typer.Option(help="Evaluate every N steps [default: min(5000, steps)].")
     ] = None,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 10,
+    eval_workers: Annotated[
+        int | None,
+        typer.Option(help="Processes stepping the evaluation envs [default: 1]; same returns."),
+    ] = None,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N")] = "auto",
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
@@ -121,6 +125,7 @@ def train(
                 steps=steps,
                 eval_every=eval_every if eval_every is not None else min(5000, max(steps, 1)),
                 eval_episodes=eval_episodes,
+                eval_workers=eval_workers,
                 online_steps=online_steps,
                 updates_per_env_step=updates_per_env_step,
                 compile={"true": True, "false": False}.get(compile.lower(), compile),

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.envs.registration import EnvSpec
@@ -15,6 +14,7 @@ from gymnasium.envs.registration import EnvSpec
 from iql_sweep.data.minari_io import flatten_observations
 from iql_sweep.data.normalization import normalized_score
 from iql_sweep.data.transitions import Transitions
+from iql_sweep.env_pool import EnvPool
 from iql_sweep.envs import register_robotics_envs
 from iql_sweep.errors import DatasetError
 
@@ -125,13 +125,14 @@ def _batch_of_one(obs: Any) -> Any:
 
 
 class Evaluator:
-    """Seeded episodes of one or many policies in synchronous vector envs.
+    """Seeded episodes of one or many policies, the environments stepped together in
+    ``workers`` processes (:class:`~iql_sweep.env_pool.EnvPool`; 1: in this process).
 
     A pack's members are evaluated together: every environment step is one batched policy
     forward over all (member, episode) pairs of a round (up to ``max_envs`` envs, at most
     ``max_envs_per_member`` per member). Member ``k``'s episode ``i`` is reset with seed
-    ``seeds[k] + i``, the seeds a solo run of that member uses; actions are mapped back to the
-    env's action box."""
+    ``seeds[k] + i``, the seeds a solo run of that member uses, whichever worker steps it, so
+    returns do not depend on ``workers``; actions are mapped back to the env's action box."""
 
     def __init__(
         self,
@@ -140,6 +141,7 @@ class Evaluator:
         seeds: Sequence[int] = (0,),
         max_envs: int = 200,
         max_envs_per_member: int = 25,
+        workers: int = 1,
     ):
         meta = data.metadata
         self.adapter = EnvAdapter.from_data(data)
@@ -147,17 +149,14 @@ class Evaluator:
         self.ref_min, self.ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
         self.episodes = episodes
         self.seeds = list(seeds)
+        self.workers = max(1, int(workers))
         self.per_member = max(1, min(episodes, max_envs_per_member))
         self.members_per_round = max(1, max_envs // self.per_member)
-        self._envs: dict[int, gym.vector.SyncVectorEnv] = {}
+        self._envs: dict[int, EnvPool] = {}
 
-    def _vector(self, size: int) -> gym.vector.SyncVectorEnv:
+    def _vector(self, size: int) -> EnvPool:
         if size not in self._envs:
-            spec = self.adapter.spec
-            self._envs[size] = gym.vector.SyncVectorEnv(
-                [lambda: gym.make(spec) for _ in range(size)],
-                autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
-            )
+            self._envs[size] = EnvPool(self.adapter.spec, size, self.workers)
         return self._envs[size]
 
     def _round(self, act: MembersActFn, members: list[int], start: int, device) -> np.ndarray:
@@ -165,14 +164,14 @@ class Evaluator:
         e = self.per_member
         envs = self._vector(len(members) * e)
         seeds = [self.seeds[k] + start + i for k in members for i in range(e)]
-        obs, _ = envs.reset(seed=seeds)
+        obs = envs.reset(seeds)
         totals = np.zeros(len(seeds))
         done = np.zeros(len(seeds), dtype=bool)
         while not done.all():
             flat = self.adapter.flatten(obs)
             batch = torch.as_tensor(flat, device=device).view(len(members), e, -1)
             action = act(batch, members).reshape(len(seeds), -1).cpu().numpy()
-            obs, reward, terminated, truncated, _ = envs.step(
+            obs, reward, terminated, truncated = envs.step(
                 self.adapter.to_env(action.astype(np.float64))
             )
             totals += np.where(done, 0.0, reward)

@@ -111,7 +111,10 @@ def assemble(
         online_capacity=run.online_steps,
     )
     evaluator = Evaluator(
-        data, episodes=run.eval_episodes, seeds=[m.seed + EVAL_SEED_OFFSET for m in members]
+        data,
+        episodes=run.eval_episodes,
+        seeds=[m.seed + EVAL_SEED_OFFSET for m in members],
+        workers=run.evaluation_workers,
     )
     collector = None
     if run.online_steps:

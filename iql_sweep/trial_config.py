@@ -43,6 +43,12 @@ class RunSettings(BaseModel):
     steps: int = Field(ge=1, description="offline gradient updates")
     eval_every: int = Field(ge=1, description="updates between evaluations")
     eval_episodes: int = Field(10, ge=1, description="episodes per evaluation")
+    eval_workers: int | None = Field(
+        None,
+        ge=1,
+        description="processes stepping the evaluation environments (none: one per CPU of the "
+        "trial); returns do not depend on it",
+    )
     checkpoint_every: int | None = Field(
         None, ge=1, description="updates between checkpoints (default: every evaluation)"
     )
@@ -113,6 +119,12 @@ class TrialRun(RunSettings):
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     share_critics: bool = True
+
+    @property
+    def evaluation_workers(self) -> int:
+        """Processes stepping the evaluation environments: ``eval_workers``, else one per CPU
+        the trial owns."""
+        return self.eval_workers or max(1, int(self.cpus_per_trial))
 
 
 class Pack(BaseModel):

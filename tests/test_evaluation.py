@@ -6,9 +6,11 @@ from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from iql_sweep.data.minari_io import load_transitions
+from iql_sweep.env_pool import EnvPool
 from iql_sweep.evaluation import EnvAdapter, Evaluator
 
 
@@ -83,3 +85,66 @@ def test_actions_are_mapped_back_to_the_box_the_dataset_records(umaze_id):
     expected = np.hstack([obs["observation"], obs["desired_goal"]]).astype(np.float32)
     np.testing.assert_array_equal(one, expected)
     env.close()
+
+
+def test_worker_processes_give_exactly_the_sequential_returns(umaze_id):
+    """A pack's evaluation (3 members, 7 episodes each: rounds of uneven slices) in 2 worker
+    processes returns, to the last bit, what one process returns with the same seeds."""
+    data = load_transitions(umaze_id)
+    seeds = [100, 200, 300]
+
+    def act(obs, members):  # deterministic and different per member
+        scale = torch.tensor([0.3, -0.6, 0.9])[members].view(-1, 1, 1)
+        return torch.tanh(scale * obs[..., :2] + obs[..., 4:6])
+
+    results = {}
+    for workers in (1, 2):
+        evaluator = Evaluator(data, episodes=7, seeds=seeds, max_envs=15, workers=workers)
+        results[workers] = evaluator.evaluate(act, [0, 1, 2])
+        if workers == 2:
+            assert {pool.workers for pool in evaluator._envs.values()} == {2}
+        evaluator.close()
+    for k in range(3):
+        np.testing.assert_array_equal(results[2][k].returns, results[1][k].returns)
+    assert len({tuple(r.returns) for r in results[1].values()}) == 3
+
+
+def test_a_mujoco_pool_steps_exactly_as_one_process():
+    """Hopper (MuJoCo): observations, rewards and episode ends of 5 environments in 3 worker
+    processes (slices of 2, 2, 1) equal gymnasium's synchronous vector env, step by step,
+    through the resets that follow episode ends."""
+    spec = gym.spec("Hopper-v5")
+    pool = EnvPool(spec, 5, workers=3)
+    reference = gym.vector.SyncVectorEnv(
+        [lambda: gym.make(spec) for _ in range(5)],
+        autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+    )
+    try:
+        assert pool.counts == [2, 2, 1]
+        seeds = [7, 8, 9, 10, 11]
+        np.testing.assert_array_equal(pool.reset(seeds), reference.reset(seed=seeds)[0])
+        g = np.random.default_rng(0)
+        ends = 0
+        for _ in range(120):
+            actions = g.uniform(-1, 1, size=(5, 3))
+            got = pool.step(actions)
+            want = reference.step(actions)[:4]
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+            ends += int((got[2] | got[3]).sum())
+        assert ends > 0  # random Hopper falls: the autoreset path was compared too
+    finally:
+        pool.close()
+        reference.close()
+    assert pool._procs == []
+
+
+def test_a_failing_worker_is_an_error_not_a_hang():
+    spec = gym.spec("Hopper-v5")
+    pool = EnvPool(spec, 2, workers=2)
+    try:
+        pool.reset([0, 1])
+        with pytest.raises(RuntimeError, match="environment worker failed"):
+            pool.step(np.zeros((2, 7)))  # Hopper takes 3 numbers per action
+    finally:
+        pool.close()

@@ -4,6 +4,8 @@ the speed setting does not change the checkpoint."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -173,3 +175,16 @@ def test_matmul_precision_is_set_before_the_learner_and_recorded(umaze_id, tmp_p
         assert torch.get_float32_matmul_precision() == "highest"
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def test_evaluation_workers_change_nothing_but_where_the_envs_step(umaze_id, tmp_path):
+    """The same run with its evaluation environments in 2 worker processes: the same rows."""
+    one = run(umaze_id, tmp_path / "one")
+    settings = SETTINGS.model_copy(update={"eval_workers": 2})
+    two = run(umaze_id, tmp_path / "two", settings=settings)
+    keys = ("step", "normalized_score", "return_mean", "return_std", "q_loss")
+    assert [[r[k] for k in keys] for r in two.history] == [
+        [r[k] for k in keys] for r in one.history
+    ]
+    recorded = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert recorded["run"]["eval_workers"] == 2
