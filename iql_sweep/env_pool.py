@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import time
 import traceback
 from typing import Any
 
@@ -57,6 +58,33 @@ def _serve(conn, spec: EnvSpec, count: int) -> None:
         if envs is not None:
             envs.close()
         conn.close()
+
+
+#: Spread environments over workers only when one step costs at least this long: measured by
+#: benchmarks/eval_cost.py (2 cores, 25 envs per worker), 2 workers ran AntMaze 1.81x, Adroit
+#: door 1.64x and Kitchen 1.85x one process, but PointMaze (about 30 us a step) 0.85x: the pipes
+#: cost more than its simulator.
+MIN_STEP_SECONDS_TO_SPREAD = 1e-4
+
+
+def step_seconds(spec: EnvSpec, steps: int = 30) -> float:
+    """The median cost of one step of ``spec`` under seeded random actions (a quick calibration:
+    milliseconds for cheap environments)."""
+    env = gym.make(spec)
+    try:
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        times = []
+        for _ in range(steps):
+            action = env.action_space.sample()
+            start = time.perf_counter()
+            _, _, terminated, truncated, _ = env.step(action)
+            times.append(time.perf_counter() - start)
+            if terminated or truncated:
+                env.reset()
+        return float(np.median(times))
+    finally:
+        env.close()
 
 
 def _concat(parts: list[Any]) -> Any:

@@ -14,7 +14,7 @@ from gymnasium.envs.registration import EnvSpec
 from iql_sweep.data.minari_io import flatten_observations
 from iql_sweep.data.normalization import normalized_score
 from iql_sweep.data.transitions import Transitions
-from iql_sweep.env_pool import EnvPool
+from iql_sweep.env_pool import MIN_STEP_SECONDS_TO_SPREAD, EnvPool, step_seconds
 from iql_sweep.envs import register_robotics_envs
 from iql_sweep.errors import DatasetError
 
@@ -126,7 +126,8 @@ def _batch_of_one(obs: Any) -> Any:
 
 class Evaluator:
     """Seeded episodes of one or many policies, the environments stepped together in
-    ``workers`` processes (:class:`~iql_sweep.env_pool.EnvPool`; 1: in this process).
+    ``workers`` processes (:class:`~iql_sweep.env_pool.EnvPool`; 1: in this process), when one
+    step costs at least ``min_step_seconds`` (measured once; cheaper ones stay in-process).
 
     A pack's members are evaluated together: every environment step is one batched policy
     forward over all (member, episode) pairs of a round (up to ``max_envs`` envs, at most
@@ -142,6 +143,7 @@ class Evaluator:
         max_envs: int = 200,
         max_envs_per_member: int = 25,
         workers: int = 1,
+        min_step_seconds: float = MIN_STEP_SECONDS_TO_SPREAD,
     ):
         meta = data.metadata
         self.adapter = EnvAdapter.from_data(data)
@@ -150,13 +152,21 @@ class Evaluator:
         self.episodes = episodes
         self.seeds = list(seeds)
         self.workers = max(1, int(workers))
+        self.min_step_seconds = min_step_seconds
+        self._spread: bool | None = None  # decided once, on the first pool
         self.per_member = max(1, min(episodes, max_envs_per_member))
         self.members_per_round = max(1, max_envs // self.per_member)
         self._envs: dict[int, EnvPool] = {}
 
     def _vector(self, size: int) -> EnvPool:
         if size not in self._envs:
-            self._envs[size] = EnvPool(self.adapter.spec, size, self.workers)
+            if self._spread is None:  # workers only for environments slow enough to pay back
+                self._spread = self.workers > 1 and (
+                    self.min_step_seconds <= 0
+                    or step_seconds(self.adapter.spec) >= self.min_step_seconds
+                )
+            workers = self.workers if self._spread else 1
+            self._envs[size] = EnvPool(self.adapter.spec, size, workers)
         return self._envs[size]
 
     def _round(self, act: MembersActFn, members: list[int], start: int, device) -> np.ndarray:

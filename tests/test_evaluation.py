@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from iql_sweep.data.minari_io import load_transitions
-from iql_sweep.env_pool import EnvPool
+from iql_sweep.env_pool import EnvPool, step_seconds
 from iql_sweep.evaluation import EnvAdapter, Evaluator
 
 
@@ -99,7 +99,9 @@ def test_worker_processes_give_exactly_the_sequential_returns(umaze_id):
 
     results = {}
     for workers in (1, 2):
-        evaluator = Evaluator(data, episodes=7, seeds=seeds, max_envs=15, workers=workers)
+        evaluator = Evaluator(
+            data, episodes=7, seeds=seeds, max_envs=15, workers=workers, min_step_seconds=0
+        )
         results[workers] = evaluator.evaluate(act, [0, 1, 2])
         if workers == 2:
             assert {pool.workers for pool in evaluator._envs.values()} == {2}
@@ -148,3 +150,18 @@ def test_a_failing_worker_is_an_error_not_a_hang():
             pool.step(np.zeros((2, 7)))  # Hopper takes 3 numbers per action
     finally:
         pool.close()
+
+
+def test_only_environments_slow_enough_are_spread_over_workers(umaze_id, monkeypatch):
+    """The rule, with the calibration's answer given (its figures: benchmarks/eval_cost.py):
+    a step cheaper than the pipes to a worker stays in the trial's process."""
+    import iql_sweep.evaluation as evaluation
+
+    data = load_transitions(umaze_id)
+    for seconds, expected in ((3e-5, 1), (3e-4, 2)):
+        monkeypatch.setattr(evaluation, "step_seconds", lambda spec, s=seconds: s)
+        evaluator = Evaluator(data, episodes=2, workers=2)
+        evaluator.evaluate(lambda obs, members: torch.zeros(*obs.shape[:2], 2), [0])
+        assert {pool.workers for pool in evaluator._envs.values()} == {expected}
+        evaluator.close()
+    assert 0 < step_seconds(gym.spec("PointMaze_UMaze-v3")) < 1.0  # a real measurement
