@@ -65,9 +65,20 @@ def train(
     beta: Annotated[float | None, typer.Option(help="AWR inverse temperature >= 0.")] = None,
     steps: Annotated[int, typer.Option(help="Gradient steps.")] = 1_000_000,
     eval_every: Annotated[
-        int | None, typer.Option(help="Evaluate every N steps [default: min(5000, steps)].")
+        int | None,
+        typer.Option(
+            help="Evaluate every N updates [default: the preset's, at most --steps: 100000 for "
+            "antmaze, else 5000]."
+        ),
     ] = None,
-    eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 10,
+    eval_episodes: Annotated[
+        int | None,
+        typer.Option(help="Episodes per evaluation [default: the preset's: 100 antmaze, else 10]."),
+    ] = None,
+    interim_eval_episodes: Annotated[
+        int | None,
+        typer.Option(help="Episodes of the evaluations before the last [default: as final]."),
+    ] = None,
     eval_workers: Annotated[
         int | None,
         typer.Option(help="Processes stepping the evaluation envs [default: 1]; same returns."),
@@ -123,8 +134,9 @@ def train(
         try:
             settings = RunSettings(
                 steps=steps,
-                eval_every=eval_every if eval_every is not None else min(5000, max(steps, 1)),
+                eval_every=eval_every,
                 eval_episodes=eval_episodes,
+                interim_eval_episodes=interim_eval_episodes,
                 eval_workers=eval_workers,
                 online_steps=online_steps,
                 updates_per_env_step=updates_per_env_step,

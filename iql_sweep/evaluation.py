@@ -154,8 +154,7 @@ class Evaluator:
         self.workers = max(1, int(workers))
         self.min_step_seconds = min_step_seconds
         self._spread: bool | None = None  # decided once, on the first pool
-        self.per_member = max(1, min(episodes, max_envs_per_member))
-        self.members_per_round = max(1, max_envs // self.per_member)
+        self.max_envs, self.max_envs_per_member = max_envs, max_envs_per_member
         self._envs: dict[int, EnvPool] = {}
 
     def _vector(self, size: int) -> EnvPool:
@@ -169,9 +168,10 @@ class Evaluator:
             self._envs[size] = EnvPool(self.adapter.spec, size, workers)
         return self._envs[size]
 
-    def _round(self, act: MembersActFn, members: list[int], start: int, device) -> np.ndarray:
-        """Episodes ``start..start+E`` of ``members`` at once: returns ``[len(members), E]``."""
-        e = self.per_member
+    def _round(
+        self, act: MembersActFn, members: list[int], start: int, e: int, device
+    ) -> np.ndarray:
+        """Episodes ``start..start+e`` of ``members`` at once: returns ``[len(members), e]``."""
         envs = self._vector(len(members) * e)
         seeds = [self.seeds[k] + start + i for k in members for i in range(e)]
         obs = envs.reset(seeds)
@@ -189,18 +189,26 @@ class Evaluator:
         return totals.reshape(len(members), e)
 
     def evaluate(
-        self, act: MembersActFn, members: Sequence[int], device: str | torch.device = "cpu"
+        self,
+        act: MembersActFn,
+        members: Sequence[int],
+        device: str | torch.device = "cpu",
+        episodes: int | None = None,
     ) -> dict[int, EvalResult]:
-        """Every member's ``episodes`` episodes; ``act(obs [m, E, obs], members) -> [m, E,
-        act]`` is the members' deterministic policy."""
+        """Every member's ``episodes`` episodes (default: the evaluator's); ``act(obs [m, E,
+        obs], members) -> [m, E, act]`` is the members' deterministic policy. Episode ``i`` is
+        the same whatever the number asked, so a smaller evaluation is a prefix of a larger."""
+        episodes = episodes or self.episodes
+        per_member = max(1, min(episodes, self.max_envs_per_member))
+        members_per_round = max(1, self.max_envs // per_member)
         members = list(members)
         returns: dict[int, list[float]] = {k: [] for k in members}
-        for first in range(0, len(members), self.members_per_round):
-            chunk = members[first : first + self.members_per_round]
-            for start in range(0, self.episodes, self.per_member):
-                totals = self._round(act, chunk, start, device)
+        for first in range(0, len(members), members_per_round):
+            chunk = members[first : first + members_per_round]
+            for start in range(0, episodes, per_member):
+                totals = self._round(act, chunk, start, per_member, device)
                 for row, k in enumerate(chunk):
-                    returns[k].extend(totals[row, : self.episodes - start].tolist())
+                    returns[k].extend(totals[row, : episodes - start].tolist())
         return {k: self._result(np.asarray(r)) for k, r in returns.items()}
 
     def __call__(self, act: ActFn, device: str | torch.device = "cpu") -> EvalResult:

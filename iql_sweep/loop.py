@@ -182,10 +182,14 @@ class TrainingLoop:
                 if self.collector is not None:
                     returns_seen = len(self.collector.returns)
                 # one batched evaluation of every live member (a NaN policy never reaches it)
-                results = self.evaluator.evaluate(learner.act, list(rows), learner.device)
+                episodes = run.episodes_at(step)  # interim ones may be smaller
+                results = self.evaluator.evaluate(
+                    learner.act, list(rows), learner.device, episodes=episodes
+                )
                 for k, row in rows.items():
                     row.update(
                         **results[k].row(),
+                        eval_episodes=episodes,
                         updates_per_second=count / max(elapsed, 1e-9),
                         wall_seconds=time.perf_counter() - wall_start,
                         speed=learner.speed,

@@ -584,8 +584,11 @@ def validate_spec(
     if "max_steps" in spec.iql:
         problems.append("iql.max_steps: set by training.steps; remove it")
     problems += _search_errors(spec)
-    problems += spec.training.problems("training.")
-    evaluations = spec.training.total_updates // spec.training.eval_every
+    # the relations, on each dataset's schedule (the preset's where training leaves it open)
+    runs = [spec.trial_template(d).run for d in spec.datasets]
+    for line in dict.fromkeys(p for run in runs for p in run.problems("training.")):
+        problems.append(line)
+    evaluations = min((r.total_updates // r.eval_every for r in runs), default=2)
     if spec.search.scheduler is not None and evaluations < 2:
         problems.append("search.scheduler: ASHA needs at least 2 evaluations per trial")
     elif spec.search.scheduler is not None and spec.search.scheduler.grace_period > evaluations:

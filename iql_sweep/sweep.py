@@ -137,7 +137,7 @@ def build_tuner(spec: SweepSpec, storage: Path, callbacks: list | None = None):
         s = spec.search.scheduler
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
-            max_t=max(1, spec.training.total_updates // spec.training.eval_every),
+            max_t=max(t.total_updates // t.run.eval_every for t in spec.trial_configs()),
             grace_period=s.grace_period,
             reduction_factor=s.reduction_factor,
         )

@@ -176,7 +176,7 @@ def cli_trial(
         iql={k: v for k, v in (overrides or {}).items() if v is not None},
         run=TrialRun(**settings.model_dump()),
     )
-    problems = settings.problems("--") + trial.problems()
+    problems = trial.run.problems("--") + trial.problems()  # the preset's schedule filled in
     if problems:
         raise ConfigError("\n".join(problems))
     trial.base_config()  # the preset and the IQL values: ConfigError naming the field

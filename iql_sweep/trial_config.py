@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.iql.config import (
@@ -34,6 +42,12 @@ def build_config(
     return make_config(preset, **{**overrides, "max_steps": steps})
 
 
+#: The official IQL's evaluation schedule per preset: (updates between evaluations, episodes).
+EVAL_SCHEDULES: dict[str, tuple[int, int]] = {"antmaze": (100_000, 100)}
+#: Every other preset's (locomotion, kitchen, adroit, maze, default).
+DEFAULT_EVAL_SCHEDULE = (5_000, 10)
+
+
 class RunSettings(BaseModel):
     """What a run does besides the IQL hyper-parameters (a spec's ``training:``, or the
     options of ``iql-sweep train``)."""
@@ -41,8 +55,23 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: int = Field(ge=1, description="offline gradient updates")
-    eval_every: int = Field(ge=1, description="updates between evaluations")
-    eval_episodes: int = Field(10, ge=1, description="episodes per evaluation")
+    eval_every: int | None = Field(
+        None,
+        ge=1,
+        description="updates between evaluations (none: the preset's, the official IQL's: "
+        "100,000 for antmaze, else 5,000; at most steps)",
+    )
+    eval_episodes: int | None = Field(
+        None,
+        ge=1,
+        description="episodes per evaluation (none: the preset's: 100 for antmaze, else 10)",
+    )
+    interim_eval_episodes: int | None = Field(
+        None,
+        ge=1,
+        description="episodes of the evaluations before the last, for cheaper learning curves "
+        "(none: eval_episodes); the last offline and the final evaluation use eval_episodes",
+    )
     eval_workers: int | None = Field(
         None,
         ge=1,
@@ -86,6 +115,22 @@ class RunSettings(BaseModel):
         """Offline updates plus the fine-tuning phase's (``updates_per_env_step`` per step)."""
         return self.steps + self.online_steps * self.updates_per_env_step
 
+    def for_preset(self, preset: str) -> RunSettings:
+        """These settings with the preset's evaluation schedule where they leave it open."""
+        every, episodes = EVAL_SCHEDULES.get(preset, DEFAULT_EVAL_SCHEDULE)
+        return self.model_copy(
+            update={
+                "eval_every": self.eval_every or min(every, self.steps),
+                "eval_episodes": self.eval_episodes or episodes,
+            }
+        )
+
+    def episodes_at(self, step: int) -> int:
+        """Episodes of the evaluation at ``step``: full size at the end of each phase."""
+        assert self.eval_episodes is not None, "resolve the schedule first (for_preset)"
+        final = step in (self.steps, self.total_updates)
+        return self.eval_episodes if final else self.interim_eval_episodes or self.eval_episodes
+
     @property
     def checkpoint_interval(self) -> int:
         return self.checkpoint_every or self.eval_every
@@ -97,6 +142,8 @@ class RunSettings(BaseModel):
             return prefix + (field.replace("_", "-") if prefix == "--" else field)
 
         out = []
+        if self.eval_every is None:  # the preset's, checked once resolved
+            return out
         if self.eval_every > self.steps:
             out.append(
                 f"{name('eval_every')}: {self.eval_every} exceeds {name('steps')} "
@@ -146,6 +193,13 @@ class TrialConfig(BaseModel):
     pack: Pack | None = None
     sweep: str = ""
     run: TrialRun
+
+    @model_validator(mode="after")
+    def _schedule(self) -> TrialConfig:
+        """The evaluation schedule the run leaves open is its preset's."""
+        if self.run.eval_every is None or self.run.eval_episodes is None:
+            self.run = TrialRun(**self.run.for_preset(self.preset_name).model_dump())
+        return self
 
     @property
     def packed(self) -> bool:

@@ -165,3 +165,18 @@ def test_only_environments_slow_enough_are_spread_over_workers(umaze_id, monkeyp
         assert {pool.workers for pool in evaluator._envs.values()} == {expected}
         evaluator.close()
     assert 0 < step_seconds(gym.spec("PointMaze_UMaze-v3")) < 1.0  # a real measurement
+
+
+def test_a_smaller_evaluation_is_a_prefix_of_a_larger(umaze_id):
+    """Interim evaluations with fewer episodes see the same first episodes as the full one."""
+    evaluator = Evaluator(load_transitions(umaze_id), episodes=6, seeds=[40, 50])
+
+    def act(obs, members):
+        return torch.tanh(obs[..., 4:6] - obs[..., :2])
+
+    full = evaluator.evaluate(act, [0, 1])
+    interim = evaluator.evaluate(act, [0, 1], episodes=2)
+    evaluator.close()
+    for k in (0, 1):
+        assert len(full[k].returns) == 6 and len(interim[k].returns) == 2
+        np.testing.assert_array_equal(interim[k].returns, full[k].returns[:2])

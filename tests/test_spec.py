@@ -224,3 +224,26 @@ def test_wandb_online_without_a_key_falls_back_to_offline(tmp_path, monkeypatch)
     assert effective_mode("disabled") == "disabled"
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert effective_mode("online") == "online"
+
+
+def test_a_spec_without_an_evaluation_schedule_takes_each_presets():
+    """training may leave eval_every/eval_episodes open: each dataset's preset fills them, and
+    the relations are checked on what each dataset's trials will run."""
+    spec = {
+        "name": "schedule",
+        "datasets": ["D4RL/antmaze/umaze-v1", "D4RL/kitchen/mixed-v2"],
+        "search": {"grid": {"seed": [0]}},
+        "training": {"steps": 200_000},
+    }
+    parsed = validate_spec(spec, check_datasets=False, check_output=False)
+    schedules = {t.dataset: (t.run.eval_every, t.run.eval_episodes) for t in parsed.trial_configs()}
+    assert schedules == {
+        "D4RL/antmaze/umaze-v1": (100_000, 100),
+        "D4RL/kitchen/mixed-v2": (5_000, 10),
+    }
+    spec["training"]["checkpoint_every"] = 30_000  # a multiple of 5,000, not of 100,000
+    with pytest.raises(ConfigError) as err:
+        validate_spec(spec, check_datasets=False, check_output=False)
+    assert str(err.value) == (
+        "training.checkpoint_every: must be a multiple of training.eval_every (100000); got 30000"
+    )

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from iql_sweep.checkpoint import load_checkpoint
+from iql_sweep.errors import ConfigError
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.training import cli_trial, train
 from iql_sweep.trial_config import RunSettings
@@ -188,3 +189,30 @@ def test_evaluation_workers_change_nothing_but_where_the_envs_step(umaze_id, tmp
     ]
     recorded = json.loads((tmp_path / "two" / "config.json").read_text())
     assert recorded["run"]["eval_workers"] == 2
+
+
+def test_the_paper_schedule_per_preset_and_its_overrides():
+    """AntMaze: 100 episodes every 100,000 updates; the other domains: 10 every 5,000; never
+    past the run's steps; a value the user gives wins."""
+    long = RunSettings(steps=1_000_000)
+    antmaze = cli_trial("D4RL/antmaze/umaze-v1", long)
+    assert (antmaze.run.eval_every, antmaze.run.eval_episodes) == (100_000, 100)
+    for dataset in ("D4RL/kitchen/mixed-v2", "D4RL/door/human-v2", "iql-sweep/pointmaze/umaze-v0"):
+        trial = cli_trial(dataset, long)
+        assert (trial.run.eval_every, trial.run.eval_episodes) == (5_000, 10), dataset
+    short = cli_trial("D4RL/antmaze/umaze-v1", RunSettings(steps=30_000))
+    assert short.run.eval_every == 30_000  # one evaluation, at the end
+    given = cli_trial("D4RL/antmaze/umaze-v1", RunSettings(steps=10**6, eval_every=50_000))
+    assert (given.run.eval_every, given.run.eval_episodes) == (50_000, 100)
+    with pytest.raises(
+        ConfigError, match=r"--checkpoint-every: must be a multiple of --eval-every \(100000\)"
+    ):
+        cli_trial("D4RL/antmaze/umaze-v1", RunSettings(steps=10**6, checkpoint_every=30_000))
+
+
+def test_interim_evaluations_are_smaller_and_the_final_one_full(umaze_id, tmp_path):
+    settings = SETTINGS.model_copy(update={"eval_episodes": 3, "interim_eval_episodes": 1})
+    summary = run(umaze_id, tmp_path / "interim", settings=settings)
+    assert [r["step"] for r in summary.history] == [20, 40, 60, 80]
+    assert [r["eval_episodes"] for r in summary.history] == [1, 1, 1, 3]
+    assert summary.history[0]["return_std"] == 0.0  # one episode
