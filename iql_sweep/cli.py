@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -475,6 +476,72 @@ def resume(
         _finish_sweep(experiment)
     except IQLSweepError as err:
         _fail(err)
+
+
+@app.command()
+def evaluate(
+    run: Annotated[
+        Path,
+        typer.Argument(help="A run folder (train --out), a sweep trial's folder, or a checkpoint."),
+    ],
+    episodes: Annotated[int, typer.Option(help="Episodes per configuration.")] = 100,
+    workers: Annotated[
+        int, typer.Option(help="Processes stepping the environments; same returns.")
+    ] = 1,
+    members: Annotated[
+        str | None,
+        typer.Option(help="Configurations of a pack to evaluate, e.g. 0,2 [default: all]."),
+    ] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write returns, normalised scores and steps/s as JSON."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N")] = "cpu",
+) -> None:
+    """Evaluate a trained run again with many episodes: returns, normalised scores with 95 %
+    bootstrap intervals over episodes, and environment steps/s."""
+    from iql_sweep.evaluate_run import evaluate_run
+    from iql_sweep.report import stats
+
+    try:
+        chosen = None
+        if members is not None:
+            try:
+                chosen = [int(k) for k in members.split(",") if k.strip()]
+            except ValueError:
+                raise ConfigError(
+                    f"--members: member indices separated by commas, e.g. 0,2 (got {members!r})"
+                ) from None
+        if json_out is not None:
+            _writable_folder(json_out.parent, "--json")
+        result = evaluate_run(run, episodes, workers, chosen, device)
+    except IQLSweepError as err:
+        _fail(err)
+    console.print(
+        f"{result.dataset}, update {result.step} ({result.checkpoint}): {episodes} episodes "
+        "per configuration, seeded as its training's evaluations",
+        highlight=False,
+    )
+    table = ["| member | τ | β | seed | return (mean ± std) | normalised score [95 % CI] |"]
+    table.append("|---|---|---|---|---|---|")
+    for k, member in result.members.items():
+        returns, normalized = result.returns[k], result.normalized[k]
+        score = "n/a (no reference scores)"
+        if normalized is not None:
+            score = stats.interval({"episodes": normalized}, stats.mean).text(1)
+        table.append(
+            f"| {k} | {member.expectile:g} | {member.beta:g} | {member.seed} | "
+            f"{returns.mean():.1f} ± {returns.std():.1f} | {score} |"
+        )
+    console.print("\n".join(table), highlight=False)
+    console.print(
+        f"{result.env_steps} environment steps in {result.seconds:.1f} s: "
+        f"{result.env_steps_per_s:.0f} steps/s ({result.workers} worker(s))",
+        highlight=False,
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_json(), indent=1))
+        console.print(f"written {json_out}", highlight=False)
 
 
 @app.command()

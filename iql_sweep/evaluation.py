@@ -154,6 +154,8 @@ class Evaluator:
         self.workers = max(1, int(workers))
         self.min_step_seconds = min_step_seconds
         self._spread: bool | None = None  # decided once, on the first pool
+        #: environment steps of live episodes so far (the rollouts' work, for steps/s)
+        self.env_steps = 0
         self.max_envs, self.max_envs_per_member = max_envs, max_envs_per_member
         self._envs: dict[int, EnvPool] = {}
 
@@ -178,6 +180,7 @@ class Evaluator:
         totals = np.zeros(len(seeds))
         done = np.zeros(len(seeds), dtype=bool)
         while not done.all():
+            self.env_steps += int((~done).sum())
             flat = self.adapter.flatten(obs)
             batch = torch.as_tensor(flat, device=device).view(len(members), e, -1)
             action = act(batch, members).reshape(len(seeds), -1).cpu().numpy()

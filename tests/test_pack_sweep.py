@@ -4,6 +4,9 @@ the report compares its values."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -115,3 +118,27 @@ def test_packed_sweep_reports_every_configuration(
     assert setting["probability"].between(0, 1).all()
     page = (experiment / "report" / "index.html").read_text()
     assert "normalize_observations True vs" in page
+    # `iql-sweep evaluate` on one packed trial, two of its members: their first 2 episodes are
+    # the ones the trial's last evaluation ran, so their mean is the table's last score.
+    normalized = trials[trials["normalize_observations"]]
+    trial_dir = normalized["trial_dir"].iloc[0]
+    out = tmp_path / "members.json"
+    again = cli_in_process(
+        "evaluate",
+        str(experiment / trial_dir),
+        "--episodes",
+        "3",
+        "--members",
+        "1,4",
+        "--json",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert again.exit_code == 0, again.output
+    report = json.loads(out.read_text())
+    assert sorted(report["returns"]) == ["1", "4"]
+    in_trial = trials[trials["trial_dir"] == trial_dir]
+    for k in ("1", "4"):
+        (row,) = in_trial[in_trial["trial_id"].str.endswith(f"-m{k}")].itertuples()
+        first_two = np.mean(report["normalized_scores"][k][:2])
+        assert first_two == pytest.approx(row.last_score, abs=1e-9)

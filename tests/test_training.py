@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -216,3 +217,28 @@ def test_interim_evaluations_are_smaller_and_the_final_one_full(umaze_id, tmp_pa
     assert [r["step"] for r in summary.history] == [20, 40, 60, 80]
     assert [r["eval_episodes"] for r in summary.history] == [1, 1, 1, 3]
     assert summary.history[0]["return_std"] == 0.0  # one episode
+
+
+def test_evaluate_a_finished_run_again_with_more_episodes(umaze_id, tmp_path):
+    """`iql-sweep evaluate RUN --episodes 5 --json`: the first 2 episodes are the ones the run's
+    last evaluation ran (same weights, same seeds), so their mean is its return_mean."""
+    from typer.testing import CliRunner
+
+    from iql_sweep.cli import app
+
+    summary = run(umaze_id, tmp_path / "run")
+    out = tmp_path / "eval.json"
+    args = ["evaluate", str(tmp_path / "run"), "--episodes", "5", "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| 0 | 0.7 | 3 | 4 |" in result.output and "steps/s" in result.output
+    report = json.loads(out.read_text())
+    assert report["step"] == 80 and list(report["returns"]) == ["0"]
+    returns = report["returns"]["0"]
+    assert len(returns) == 5 and len(report["normalized_scores"]["0"]) == 5
+    assert np.mean(returns[:2]) == pytest.approx(summary.history[-1]["return_mean"], abs=1e-9)
+    assert report["env_steps_per_s"] > 0 and report["env_steps"] >= 5
+    refused = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run"), "--members", "3"])
+    assert refused.exit_code == 2 and "--members: [3] not in this run" in refused.output
+    empty = CliRunner().invoke(app, ["evaluate", str(tmp_path)])
+    assert empty.exit_code == 2 and "holds no checkpoint" in " ".join(empty.output.split())
