@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from iql_sweep.data.transitions import Transitions
 from iql_sweep.env_pool import MIN_STEP_SECONDS_TO_SPREAD, EnvPool, step_seconds
 from iql_sweep.envs import register_robotics_envs
 from iql_sweep.errors import DatasetError
+
+logger = logging.getLogger(__name__)
 
 ActFn = Callable[[torch.Tensor], torch.Tensor]
 #: The deterministic policy of several members: (obs ``[m, E, obs]``, member indices) -> actions.
@@ -66,12 +69,66 @@ def env_spec_from_metadata(spec: str | EnvSpec | None, dataset_id: str) -> EnvSp
 
 
 def dataset_env_spec(data: Transitions) -> EnvSpec:
-    """The env a dataset is evaluated (and fine-tuned) in: its eval_env_spec, else env_spec;
-    gymnasium-robotics' envs are registered first."""
+    """The env a dataset is evaluated (and fine-tuned) in: its eval_env_spec, else env_spec,
+    in the data's maze (:func:`same_maze`); gymnasium-robotics' envs are registered first."""
     register_robotics_envs()
     meta = data.metadata
-    return env_spec_from_metadata(
+    spec = env_spec_from_metadata(
         meta.get("eval_env_spec") or meta.get("env_spec"), meta["dataset_id"]
+    )
+    if meta.get("eval_env_spec") and meta.get("env_spec"):
+        data_spec = env_spec_from_metadata(meta["env_spec"], meta["dataset_id"])
+        spec = same_maze(meta["dataset_id"], data_spec, spec)
+    return spec
+
+
+_FLIPS: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
+    ("", lambda cells: cells),
+    ("upside down", np.flipud),
+    ("left to right", np.fliplr),
+    ("turned half a turn", lambda cells: cells[::-1, ::-1]),
+)
+
+
+def _fits(data_map: np.ndarray, candidate: np.ndarray) -> bool:
+    """The same walls, and the data's goal and reset cells (where its map marks any)."""
+    if data_map.shape != candidate.shape or ((data_map == 1) != (candidate == 1)).any():
+        return False
+    return all(
+        ((data_map == mark) == (candidate == mark)).all()
+        for mark in ("g", "r", "c")
+        if (data_map == mark).any()
+    )
+
+
+def same_maze(dataset_id: str, data_spec: EnvSpec, eval_spec: EnvSpec) -> EnvSpec:
+    """The evaluation env in the data's maze. Minari's ports can record an evaluation
+    ``maze_map`` flipped against the data's (Minari issue #304, D4RL/antmaze/umaze-diverse-v1):
+    a flip is undone, with a warning that says so; a maze with other walls or goals is refused.
+    Envs without a ``maze_map`` on both sides pass unchanged."""
+    data_map = (data_spec.kwargs or {}).get("maze_map")
+    eval_map = (eval_spec.kwargs or {}).get("maze_map")
+    if data_map is None or eval_map is None:
+        return eval_spec
+    data_cells = np.array(data_map, dtype=object)
+    eval_cells = np.array(eval_map, dtype=object)
+    for how, flip in _FLIPS:
+        candidate = flip(eval_cells)
+        if not _fits(data_cells, candidate):
+            continue
+        if not how:
+            return eval_spec
+        logger.warning(
+            "%s: the evaluation env's maze_map is the data's flipped %s (Minari issue #304); "
+            "evaluating in the data's maze, the goal and reset cells flipped with it",
+            dataset_id,
+            how,
+        )
+        return replace(eval_spec, kwargs={**eval_spec.kwargs, "maze_map": candidate.tolist()})
+    raise DatasetError(
+        f"{dataset_id}: the evaluation env's maze_map has other walls or goal cells than the "
+        "data's env (not a flip of it either), so evaluation would run another task; fix the "
+        "dataset's eval_env_spec (its maze_map) to the data's maze"
     )
 
 

@@ -485,6 +485,7 @@ def dataset_content_errors(spec: SweepSpec) -> list[str]:
     """Open every local dataset (shape, finite values, action bounds; the flat cache makes the
     second look free) and check each configuration's batch against its size."""
     from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
+    from iql_sweep.evaluation import dataset_env_spec
 
     present = set(local_dataset_ids())
     problems = []
@@ -492,7 +493,9 @@ def dataset_content_errors(spec: SweepSpec) -> list[str]:
         if dataset_id not in present:
             continue  # one the project makes before the trials start
         try:
-            size = load_transitions(dataset_id).size
+            data = load_transitions(dataset_id)
+            size = data.size
+            dataset_env_spec(data)  # the evaluation env in the data's maze, or a refusal
         except IQLSweepError as err:
             problems.append(f"datasets[{i}]: {err}")
             continue
