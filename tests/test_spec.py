@@ -157,7 +157,11 @@ def test_paper_grid_and_tau_ablation_sizes(umaze_id):
             for _, config, _ in trial.configurations():
                 assert {k: getattr(config, k) for k in preset} == preset, (name, trial.dataset)
     antmaze = load_spec(SWEEPS / "d4rl_antmaze.yaml", check_datasets=False)
-    assert len(antmaze.datasets) == 6 and antmaze.training.eval_episodes == 100
+    assert len(antmaze.datasets) == 6
+    schedules = {"d4rl_antmaze.yaml": (100_000, 100), "d4rl_kitchen.yaml": (5_000, 10)}
+    for name, schedule in schedules.items():
+        for trial in load_spec(SWEEPS / name, check_datasets=False).trial_configs():
+            assert (trial.run.eval_every, trial.run.eval_episodes) == schedule  # the paper's
     adroit = load_spec(SWEEPS / "d4rl_adroit.yaml", check_datasets=False)
     assert {d.rsplit("/", 1)[1] for d in adroit.datasets} == {"human-v2", "cloned-v2"}
 
