@@ -155,6 +155,17 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+def _remote_only_spec(tmp_path) -> dict:
+    """A spec whose one dataset only Minari's remote could hold."""
+    return {
+        "name": "remote-only",
+        "datasets": [REMOTE_ID],
+        "search": {"grid": {"expectile": [0.7]}},
+        "training": {"steps": 20, "eval_every": 10},
+        "output": str(tmp_path / "results"),
+    }
+
+
 def test_an_unreachable_remote_is_a_clear_error_naming_the_offline_way(umaze_id, tmp_path):
     """Validation of a spec whose dataset is neither local, nor makeable, nor reachable says so,
     lists what is local and names the offline alternative, within seconds (no retry storm)."""
@@ -162,13 +173,7 @@ def test_an_unreachable_remote_is_a_clear_error_naming_the_offline_way(umaze_id,
         "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
         "HF_HOME": str(tmp_path / "hf_home"),
     }
-    spec = {
-        "name": "remote-only",
-        "datasets": [REMOTE_ID],
-        "search": {"grid": {"expectile": [0.7]}},
-        "training": {"steps": 20, "eval_every": 10},
-        "output": str(tmp_path / "results"),
-    }
+    spec = _remote_only_spec(tmp_path)
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     result = cli("validate", str(tmp_path / "spec.yaml"), env=env)
     text = " ".join(result.stderr.split())
@@ -202,13 +207,7 @@ def test_an_unreachable_remote_costs_one_connection_attempt(umaze_id, tmp_path, 
 
     monkeypatch.setattr(socket.socket, "connect", counted)
     unreachable_reason.cache_clear()
-    spec = {
-        "name": "remote-only",
-        "datasets": [REMOTE_ID],
-        "search": {"grid": {"expectile": [0.7]}},
-        "training": {"steps": 20, "eval_every": 10},
-        "output": str(tmp_path / "results"),
-    }
+    spec = _remote_only_spec(tmp_path)
     for _ in range(2):
         with pytest.raises(ConfigError, match="cannot be reached"):
             validate_spec(spec)
