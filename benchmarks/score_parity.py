@@ -186,11 +186,11 @@ def evaluate_policy(dataset_id: str, policy: Path, seed: int, episodes: int) -> 
 
     from iql_sweep.data.minari_io import load_transitions
     from iql_sweep.evaluation import Evaluator
-    from iql_sweep.seeds import EVAL_SEED_OFFSET
+    from iql_sweep.seeds import evaluation_seeds
 
     net = torch.jit.load(str(policy))
     evaluator = Evaluator(
-        load_transitions(dataset_id), episodes=episodes, seeds=[seed + EVAL_SEED_OFFSET]
+        load_transitions(dataset_id), episodes=episodes, seeds=evaluation_seeds([seed])
     )
 
     def act(obs: torch.Tensor, members: list[int]) -> torch.Tensor:

@@ -501,6 +501,7 @@ def evaluate(
     """Evaluate a trained run again with many episodes: returns, normalised scores with 95 %
     bootstrap intervals over episodes, and environment steps/s."""
     from iql_sweep.evaluate_run import evaluate_run
+    from iql_sweep.experiment import Experiment
     from iql_sweep.report import stats
 
     try:
@@ -514,6 +515,11 @@ def evaluate(
                 ) from None
         if json_out is not None:
             _writable_folder(json_out.parent, "--json")
+        if Experiment(run).holds_sweep():
+            raise ConfigError(
+                f"RUN_OR_CHECKPOINT: {run} is a whole sweep; give one of its trial folders "
+                "(its report's trials.csv names them in trial_dir)"
+            )
         result = evaluate_run(run, episodes, workers, chosen, device)
     except IQLSweepError as err:
         _fail(err)

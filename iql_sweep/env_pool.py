@@ -61,9 +61,10 @@ def _serve(conn, spec: EnvSpec, count: int) -> None:
 
 
 #: Spread environments over workers only when one step costs at least this long: measured by
-#: benchmarks/eval_cost.py (2 cores, 25 envs per worker), 2 workers ran AntMaze 1.81x, Adroit
-#: door 1.64x and Kitchen 1.85x one process, but PointMaze (about 30 us a step) 0.85x: the pipes
-#: cost more than its simulator.
+#: benchmarks/eval_cost.py (2 cores; benchmarks/RESULTS.md), 2 workers of 25 envs each ran
+#: AntMaze 1.66x, Adroit door 1.79x and Kitchen 1.84x one process, but PointMaze (about 30 us a
+#: step) 0.98x, and with 3 envs per worker PointMaze 0.34x and AntMaze 0.77x: the pipes cost
+#: more than a cheap simulator.
 MIN_STEP_SECONDS_TO_SPREAD = 1e-4
 
 

@@ -20,7 +20,7 @@ from iql_sweep.errors import ConfigError
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.iql.config import IQLConfig, Member
 from iql_sweep.iql.learner import IQLLearner
-from iql_sweep.seeds import EVAL_SEED_OFFSET
+from iql_sweep.seeds import evaluation_seeds
 from iql_sweep.training import resolve_device
 from iql_sweep.trial_config import TrialConfig
 
@@ -61,7 +61,8 @@ class RunEvaluation:
 
 
 def find_checkpoint(path: Path) -> Path:
-    """The newest checkpoint of a run folder, a trial folder, or ``path`` itself."""
+    """The newest checkpoint of a run folder, a trial folder, or ``path`` itself (a whole
+    sweep's folder is refused by the CLI, which knows the experiment folder)."""
     path = Path(path)
     if path.is_file():
         return path
@@ -72,11 +73,6 @@ def find_checkpoint(path: Path) -> Path:
     tune = sorted(path.glob(f"checkpoint_*/{TUNE_FILE}"))
     if tune:
         return tune[-1]
-    if (path / "sweep_spec.yaml").is_file():
-        raise ConfigError(
-            f"RUN_OR_CHECKPOINT: {path} is a whole sweep; give one of its trial folders "
-            "(its report's trials.csv names them in trial_dir)"
-        )
     raise ConfigError(
         f"RUN_OR_CHECKPOINT: {path} holds no checkpoint ({CLI_FILE}, or checkpoint_*/"
         f"{TUNE_FILE} in a sweep trial's folder)"
@@ -108,7 +104,7 @@ def evaluate_run(
     learner = IQLLearner.from_state(
         state["learner"], IQLConfig(**state["config"]), resolve_device(device)
     )
-    seeds = [m.seed + EVAL_SEED_OFFSET for m in learner.members]
+    seeds = evaluation_seeds(m.seed for m in learner.members)
     evaluator = Evaluator(load_transitions(trial.dataset), episodes, seeds, workers=workers)
     start = time.perf_counter()
     try:

@@ -4,6 +4,8 @@ One table, so that two streams never share a seed and the largest valid seed fol
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 #: Offset of each stream from a configuration's ``seed``.
 SEED_OFFSETS: dict[str, int] = {
     "evaluation": 10_000,  # evaluation episode i is reset with seed + 10,000 + i
@@ -23,3 +25,9 @@ EVAL_SEED_OFFSET = SEED_OFFSETS["evaluation"]
 ACTION_SEED_OFFSET = SEED_OFFSETS["online_actions"]
 EPISODE_SEED_OFFSET = SEED_OFFSETS["online_episodes"]
 DROPOUT_SEED_OFFSET = SEED_OFFSETS["dropout"]
+
+
+def evaluation_seeds(seeds: Iterable[int]) -> list[int]:
+    """The evaluation seed of each configuration seed: episode ``i`` is reset with it plus ``i``
+    (training's evaluations and ``iql-sweep evaluate`` alike)."""
+    return [seed + EVAL_SEED_OFFSET for seed in seeds]

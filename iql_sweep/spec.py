@@ -589,8 +589,7 @@ def validate_spec(
     problems += _search_errors(spec)
     # the relations, on each dataset's schedule (the preset's where training leaves it open)
     runs = [spec.trial_template(d).run for d in spec.datasets]
-    for line in dict.fromkeys(p for run in runs for p in run.problems("training.")):
-        problems.append(line)
+    problems += dict.fromkeys(p for run in runs for p in run.problems("training."))
     evaluations = min((r.total_updates // r.eval_every for r in runs), default=2)
     if spec.search.scheduler is not None and evaluations < 2:
         problems.append("search.scheduler: ASHA needs at least 2 evaluations per trial")

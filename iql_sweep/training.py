@@ -26,7 +26,7 @@ from iql_sweep.iql.config import IQLConfig
 from iql_sweep.iql.learner import IQLLearner, choose_speed
 from iql_sweep.loop import FileSink, Sink, TrainingLoop
 from iql_sweep.online import OnlineCollector
-from iql_sweep.seeds import EVAL_SEED_OFFSET
+from iql_sweep.seeds import evaluation_seeds
 from iql_sweep.trial_config import RunSettings, TrialConfig, TrialRun
 
 
@@ -113,7 +113,7 @@ def assemble(
     evaluator = Evaluator(
         data,
         episodes=run.eval_episodes,
-        seeds=[m.seed + EVAL_SEED_OFFSET for m in members],
+        seeds=evaluation_seeds(m.seed for m in members),
         workers=run.evaluation_workers,
     )
     collector = None

@@ -9,7 +9,7 @@ trial), ``sweep`` and ``run`` (the training settings and the trial's resources).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -115,7 +115,7 @@ class RunSettings(BaseModel):
         """Offline updates plus the fine-tuning phase's (``updates_per_env_step`` per step)."""
         return self.steps + self.online_steps * self.updates_per_env_step
 
-    def for_preset(self, preset: str) -> RunSettings:
+    def for_preset(self, preset: str) -> Self:
         """These settings with the preset's evaluation schedule where they leave it open."""
         every, episodes = EVAL_SCHEDULES.get(preset, DEFAULT_EVAL_SCHEDULE)
         return self.model_copy(
@@ -198,7 +198,7 @@ class TrialConfig(BaseModel):
     def _schedule(self) -> TrialConfig:
         """The evaluation schedule the run leaves open is its preset's."""
         if self.run.eval_every is None or self.run.eval_episodes is None:
-            self.run = TrialRun(**self.run.for_preset(self.preset_name).model_dump())
+            self.run = self.run.for_preset(self.preset_name)
         return self
 
     @property

@@ -135,6 +135,8 @@ def test_packed_sweep_reports_every_configuration(
         cwd=tmp_path,
     )
     assert again.exit_code == 0, again.output
+    whole = cli_in_process("evaluate", str(experiment), cwd=tmp_path)
+    assert whole.exit_code == 2 and "is a whole sweep" in " ".join(whole.output.split())
     report = json.loads(out.read_text())
     assert sorted(report["returns"]) == ["1", "4"]
     in_trial = trials[trials["trial_dir"] == trial_dir]

@@ -75,10 +75,10 @@ GRAPH_WARMUP = 3
 
 def _compile_stages(stages: tuple) -> tuple:
     """The stages compiled whole (fullgraph: a graph break, such as a host read or an unsupported
-    op, is an error, not a slow path). Dynamo is imported only here (a second of start-up an
-    eager trial does not pay); many learners of different shapes in one process (tests,
+    op, is an error, not a slow path). Many learners of different shapes in one process (tests,
     benchmarks) recompile the stages, and without a higher limit dynamo would silently fall
-    back to eager after 8 shapes."""
+    back to eager after 8 shapes; the limits are raised here, beside the compile that needs
+    them, not at import."""
     import torch._dynamo
 
     for name in ("recompile_limit", "cache_size_limit"):

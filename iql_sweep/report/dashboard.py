@@ -131,10 +131,11 @@ def _slug(text: str) -> str:
 
 def build(experiment: Path, entity: str | None = None) -> list[Dashboard]:
     """The workspace views of a sweep, from its spec copy; definitions written as JSON."""
-    spec = Experiment(experiment).spec
+    sweep = Experiment(experiment)
+    spec = sweep.spec
     settings = spec.wandb
     name = spec.name
-    folder = Experiment(experiment).dashboard_dir
+    folder = sweep.dashboard_dir
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for dataset in spec.datasets:
