@@ -48,7 +48,7 @@ def main() -> None:
         )
         if i == 0:
             prepare_datasets(spec, Console())
-            init_ray(None, spec)
+            init_ray(None)
         start = time.perf_counter()
         build_tuner(spec, out).fit()
         walls[name] = time.perf_counter() - start

@@ -46,7 +46,7 @@ def main() -> None:
     prepare_datasets(spec, Console())
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     t0 = time.time()
-    init_ray(None, spec)
+    init_ray(None)
     ray_init = time.time() - t0
     t1 = time.time()
     build_tuner(spec, out).fit()

@@ -208,9 +208,7 @@ def check_address(address: str | None) -> None:
         ) from None
 
 
-def init_ray(
-    address: str | None, spec: SweepSpec, log_file: Path | None = None, verbose: bool = True
-) -> None:
+def init_ray(address: str | None, log_file: Path | None = None, verbose: bool = True) -> None:
     """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray; trials get the
     driver's dataset and cache locations. Unless ``verbose``, Ray's own log lines (its start,
     checkpoint notices, warnings, the trials' output) go to ``log_file``, not the console."""
@@ -273,7 +271,7 @@ def run_sweep(
     prepare_datasets(spec, console)
     _quiet_ray_output()
     experiment.path.mkdir(parents=True, exist_ok=True)
-    init_ray(address, spec, experiment.ray_log, verbose)
+    init_ray(address, experiment.ray_log, verbose)
     spec = announce_placement(spec, console)
     with experiment.lock():
         if experiment.holds_sweep():  # another driver got here first
@@ -325,7 +323,7 @@ def resume_sweep(
                 "again"
             )
         _quiet_ray_output()
-        init_ray(address, spec, folder.ray_log, verbose)
+        init_ray(address, folder.ray_log, verbose)
         spec = announce_placement(spec, console)
         tuner = tune.Tuner.restore(
             str(experiment),

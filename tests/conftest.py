@@ -57,16 +57,9 @@ def shared_ray(_ray_in_this_process, minari_root):
     next test that needs it starts it again."""
     import ray
 
-    from iql_sweep.sweep import FORWARDED_ENV
+    from iql_sweep.sweep import init_ray
 
-    if not ray.is_initialized():
-        env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": env},
-        )
+    init_ray(None, verbose=False)  # the driver's own start (a no-op while Ray is up)
     return ray
 
 
