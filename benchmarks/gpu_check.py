@@ -22,7 +22,11 @@ Checks, one line each, the JSON (``--out``) rewritten after every one:
    compiled, equal to one that never tried, on the default stream;
 7. throughput, synchronised: one configuration per speed, K = 1, 9 and 45 in the graph, 45 with
    TF32 on and off; the time of 200k consecutive updates;
-8. peak allocated and reserved memory against the ``auto`` estimate (iql/memory.py).
+8. peak allocated and reserved memory against the ``auto`` estimate (iql/memory.py);
+9. evaluation beside training: a frozen copy of the actors (what an overlapped evaluation acts
+   with) acts as the learner did when it was taken, and on CUDA its first action while about a
+   second of updates is queued returns before they finish (its own stream; on the learner's it
+   would wait for the whole queue).
 
 On the CPU (``--quick``) the graph's place is taken by the compiled stages and the CUDA-only
 checks are recorded as skipped, with the reason. An internal deadline (``--deadline``) skips
@@ -436,6 +440,46 @@ def main() -> None:  # noqa: C901 - one script, one check after the other
     for k, precision in sizes:
         label = f"7b/8 K={k}" + (" TF32" if precision == "high" else "")
         check.run(label, population(k, precision), needs=window + 30)
+
+    # 9. evaluation beside training: the frozen policy's stream
+    def beside_training() -> dict:
+        learner = build(config("antmaze"), pack, fast)
+        learner.advance(10)
+        sync(device)
+        batch = torch.randn(len(pack), 50, obs)  # host observations, as rollouts hand them over
+        then = learner.act(batch).cpu()
+        frozen = learner.frozen_policy()
+        idle = []
+        for _ in range(20):
+            start = time.perf_counter()
+            with frozen.acting():  # the copy back on its stream too, as the rollouts do
+                frozen.act(batch).cpu()
+            idle.append(time.perf_counter() - start)
+        out = {"idle_act_ms": 1e3 * sorted(idle)[len(idle) // 2]}
+        ok = True
+        if cuda:
+            queued = 4_000 if not quick else 200  # about a second of H200 updates
+            learner.advance(queued)  # launched, not waited for
+            done = torch.cuda.Event()
+            done.record()
+            start = time.perf_counter()
+            with frozen.acting():
+                acted = frozen.act(batch).cpu()
+            out["first_act_while_training_ms"] = 1e3 * (time.perf_counter() - start)
+            out["training_still_running"] = not done.query()
+            sync(device)
+            out["queued_updates_s"] = time.perf_counter() - start
+            ok &= out["training_still_running"]
+        else:
+            learner.advance(10)
+            acted = frozen.act(batch).cpu()
+            out["stream"] = "skipped: the CPU has no streams (acts in the helper thread)"
+        out["frozen_equals_then"] = torch.equal(acted, then)
+        out["learner_moved_on"] = not torch.equal(learner.act(batch).cpu(), then)
+        ok &= out["frozen_equals_then"] and out["learner_moved_on"]
+        return {**out, "status": "pass" if ok else "fail"}
+
+    check.run("9 evaluation beside training", beside_training, needs=20)
     print(f"  wall {check.report['wall_seconds']} s; wrote {args.out}")
     if check.failed:
         sys.exit(1)

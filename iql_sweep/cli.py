@@ -84,6 +84,13 @@ def train(
         int | None,
         typer.Option(help="Processes stepping the evaluation envs [default: 1]; same returns."),
     ] = None,
+    overlap_eval: Annotated[
+        bool,
+        typer.Option(
+            help="Evaluate on a copy of the policy while training goes on (same returns); "
+            "--no-overlap-eval: training waits for each evaluation."
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N")] = "auto",
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
@@ -139,6 +146,7 @@ def train(
                 eval_episodes=eval_episodes,
                 interim_eval_episodes=interim_eval_episodes,
                 eval_workers=eval_workers,
+                overlap_eval=overlap_eval,
                 online_steps=online_steps,
                 updates_per_env_step=updates_per_env_step,
                 compile={"true": True, "false": False}.get(compile.lower(), compile),

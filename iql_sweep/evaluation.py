@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 ActFn = Callable[[torch.Tensor], torch.Tensor]
 #: The deterministic policy of several members: (obs ``[m, E, obs]``, member indices) -> actions.
 MembersActFn = Callable[[torch.Tensor, list[int]], torch.Tensor]
+
+
+class EvaluationStopped(Exception):
+    """An evaluation given up part-way (its run stopped while it was in flight)."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,13 @@ class Evaluator:
         return self._envs[size]
 
     def _round(
-        self, act: MembersActFn, members: list[int], start: int, e: int, device
+        self,
+        act: MembersActFn,
+        members: list[int],
+        start: int,
+        e: int,
+        device,
+        stop: threading.Event | None,
     ) -> np.ndarray:
         """Episodes ``start..start+e`` of ``members`` at once: returns ``[len(members), e]``."""
         envs = self._vector(len(members) * e)
@@ -237,6 +248,8 @@ class Evaluator:
         totals = np.zeros(len(seeds))
         done = np.zeros(len(seeds), dtype=bool)
         while not done.all():
+            if stop is not None and stop.is_set():
+                raise EvaluationStopped("the evaluation was stopped before its episodes ended")
             self.env_steps += int((~done).sum())
             flat = self.adapter.flatten(obs)
             batch = torch.as_tensor(flat, device=device).view(len(members), e, -1)
@@ -254,10 +267,12 @@ class Evaluator:
         members: Sequence[int],
         device: str | torch.device = "cpu",
         episodes: int | None = None,
+        stop: threading.Event | None = None,
     ) -> dict[int, EvalResult]:
         """Every member's ``episodes`` episodes (default: the evaluator's); ``act(obs [m, E,
         obs], members) -> [m, E, act]`` is the members' deterministic policy. Episode ``i`` is
-        the same whatever the number asked, so a smaller evaluation is a prefix of a larger."""
+        the same whatever the number asked, so a smaller evaluation is a prefix of a larger.
+        Once ``stop`` is set, the next environment step raises :class:`EvaluationStopped`."""
         episodes = episodes or self.episodes
         per_member = max(1, min(episodes, self.max_envs_per_member))
         members_per_round = max(1, self.max_envs // per_member)
@@ -266,7 +281,7 @@ class Evaluator:
         for first in range(0, len(members), members_per_round):
             chunk = members[first : first + members_per_round]
             for start in range(0, episodes, per_member):
-                totals = self._round(act, chunk, start, per_member, device)
+                totals = self._round(act, chunk, start, per_member, device, stop)
                 for row, k in enumerate(chunk):
                     returns[k].extend(totals[row, : episodes - start].tolist())
         return {k: self._result(np.asarray(r)) for k, r in returns.items()}

@@ -5,18 +5,23 @@ It owns the schedule (updates to the next evaluation in as few learner calls as 
 allows; during fine-tuning one environment step every ``updates_per_env_step`` updates), the
 metric reads (one host synchronisation per evaluation), per-member non-finite isolation (a member
 whose losses turn NaN/inf is stopped and reported before any rollout; when every member has, the
-run fails with :class:`TrainingDivergedError`), one batched evaluation of the live members,
-checkpoint timing and timers. What happens with the results is the sinks' business: files for
+run fails with :class:`TrainingDivergedError`), one batched evaluation of the live members
+(beside training, on a copy of the actors, unless ``training.overlap_eval`` is off), checkpoint
+timing and timers. What happens with the results is the sinks' business: files for
 the CLI (:class:`FileSink`), Ray Tune reports for trials (``ray_trial.TuneSink``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import math
+import threading
 import time
-from collections.abc import Sequence
-from contextlib import closing, nullcontext
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,12 +32,18 @@ from iql_sweep.checkpoint import CLI_FILE, make_checkpoint, restore, save_rotati
 from iql_sweep.errors import ConfigError, TrainingDivergedError
 from iql_sweep.evaluation import Evaluator
 from iql_sweep.files import atomic_write_text
-from iql_sweep.iql.learner import METRIC_KEYS, IQLLearner
+from iql_sweep.iql.learner import METRIC_KEYS, IQLLearner, Policy
 from iql_sweep.online import OnlineCollector
 from iql_sweep.progress import step_progress
 from iql_sweep.trial_config import TrialConfig
 
-#: Updates per learner call in the offline phase when a progress bar is drawn.
+logger = logging.getLogger(__name__)
+
+#: The row fields that read the clock: what differs between two runs of the same configuration.
+CLOCK_KEYS = frozenset({"updates_per_second", "wall_seconds", "eval_seconds"})
+
+#: Updates per learner call in the offline phase when a progress bar is drawn or an evaluation
+#: is in flight (its rows are handed on between calls).
 CHUNK = 500
 
 
@@ -62,10 +73,36 @@ class LoopResult:
     history: dict[int, list[dict[str, Any]]]
     failed: dict[int, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    eval_wait_seconds: float = 0.0  # the learner stood waiting for evaluations this long
+
+
+@dataclass
+class _Pending:
+    """One evaluation of the learner as it was at ``step``: its rows wait for the returns."""
+
+    step: int
+    rows: dict[int, dict[str, Any]]
+    failed: dict[int, str]  # the members stopped by then
+    episodes: int
+    updates_per_second: float
+    speed: str
+    capture_failure: str | None
+    state: dict[str, Any] | None  # the checkpoint at ``step``; its history comes with the rows
+    future: Future | None = None  # (returns, seconds), when it runs beside training
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class TrainingLoop:
-    """Train ``learner`` to ``trial.total_updates``, evaluating every ``eval_every`` updates."""
+    """Train ``learner`` to ``trial.total_updates``, evaluating every ``eval_every`` updates.
+
+    With ``training.overlap_eval`` (the default) an evaluation runs in a helper thread on a copy
+    of the actors taken at its step (:meth:`IQLLearner.frozen_policy`) while the learner trains
+    on; its rows and the checkpoint of that step (a copy taken then) go to the sinks when its
+    episodes end, in step order, at most one evaluation in flight. The final evaluation runs
+    alone. A run killed while an evaluation is in flight loses that evaluation and the updates
+    since the last checkpoint written, as a sequential run killed during its evaluation would;
+    resuming repeats them to the same rows. Any other way out (an error, an interrupt) stops the
+    evaluation in flight at its next environment step."""
 
     def __init__(
         self,
@@ -83,10 +120,17 @@ class TrainingLoop:
         self.sinks, self.collector, self.progress = list(sinks), collector, progress
         self.history: dict[int, list[dict[str, Any]]] = {k: [] for k in range(learner.num_members)}
         self.failed: dict[int, str] = {}
+        self._helper: ThreadPoolExecutor | None = None
+        self._pending: _Pending | None = None
+        self._advance: Callable[..., None] = lambda n=1, info=None: None
+        self._wall_start = time.perf_counter()
+        self._paused = 0.0  # seconds of this interval spent on evaluations, not training
+        self._waited = 0.0  # seconds the learner stood waiting for evaluations, in all
 
     # --- state ---------------------------------------------------------------------------------
     def _loop_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"history": self.history, "failed": self.failed}
+        """The loop's part of a checkpoint but the rows (added with the evaluation's own)."""
+        state: dict[str, Any] = {"failed": dict(self.failed)}
         if self.collector is not None:
             state["collector"] = self.collector.state_dict()
         return state
@@ -105,11 +149,13 @@ class TrainingLoop:
         target = min((step // run.eval_every + 1) * run.eval_every, run.total_updates)
         return min(target, run.steps) if step < run.steps else target
 
-    def _train_to(self, target: int, advance) -> None:
+    def _train_to(self, target: int) -> None:
         run, learner = self.trial.run, self.learner
         while learner.step < target:
-            if learner.step < run.steps:  # to the evaluation in one call (bar: in chunks)
-                n = min(CHUNK if self.progress else target, target - learner.step)
+            if learner.step < run.steps:  # to the evaluation in one call (bar, or an
+                # evaluation in flight to hand on when it ends: in chunks)
+                chunked = self.progress or self._pending is not None
+                n = min(CHUNK if chunked else target, target - learner.step)
             else:  # fine-tuning: an environment step every updates_per_env_step updates
                 assert self.collector is not None and learner.buffer is not None
                 done = (learner.step - run.steps) % run.updates_per_env_step
@@ -117,7 +163,8 @@ class TrainingLoop:
                     self.collector.step(learner, learner.buffer)
                 n = min(run.updates_per_env_step - done, target - learner.step)
             learner.advance(n)
-            advance(n)
+            self._advance(n)
+            self._settle(wait=False)
 
     # --- one evaluation ------------------------------------------------------------------------
     def _metric_rows(self, step: int, returns_seen: int) -> tuple[dict[int, dict], int]:
@@ -159,59 +206,146 @@ class TrainingLoop:
             f"every member of the pack diverged by step {step}: {self.failed[0]}"
         )
 
+    def _evaluate(self, step: int, rows: dict[int, dict[str, Any]], ups: float) -> None:
+        """One batched evaluation of the live members at ``step`` (a NaN policy never reaches
+        it): beside training on a frozen copy when it overlaps, else here and now."""
+        run, learner = self.trial.run, self.learner
+        due = step % run.checkpoint_interval == 0 or step in (run.steps, run.total_updates)
+        pending = _Pending(
+            step,
+            rows,
+            dict(self.failed),
+            run.episodes_at(step),  # interim ones may be smaller
+            ups,
+            learner.speed,
+            learner.capture_failure,
+            None,
+        )
+        if self._helper is None or step == run.total_updates:
+            start = time.perf_counter()
+            results = self.evaluator.evaluate(
+                learner.act, list(rows), learner.device, episodes=pending.episodes
+            )
+            seconds = time.perf_counter() - start
+            self._waited += seconds
+            if due:
+                pending.state = make_checkpoint(self.trial, learner, self._loop_state())
+            self._emit(pending, results, seconds)
+            return
+        policy = learner.frozen_policy()
+        if due:  # a copy: the learner's tensors move on before the rows are in
+            pending.state = copy.deepcopy(make_checkpoint(self.trial, learner, self._loop_state()))
+        pending.future = self._helper.submit(self._rollouts, policy, pending)
+        self._pending = pending
+
+    def _rollouts(self, policy: Policy, pending: _Pending) -> tuple[dict[int, Any], float]:
+        """The helper thread's work: the episodes of ``pending`` with ``policy``."""
+        start = time.perf_counter()
+        with policy.acting():
+            results = self.evaluator.evaluate(
+                policy.act,
+                list(pending.rows),
+                policy.device,
+                episodes=pending.episodes,
+                stop=pending.stop,
+            )
+        return results, time.perf_counter() - start
+
+    def _settle(self, wait: bool) -> None:
+        """Hand on the evaluation in flight once its episodes are done (``wait``: wait for
+        them). Its failure is the run's."""
+        pending = self._pending
+        if pending is None or pending.future is None or not (wait or pending.future.done()):
+            return
+        start = time.perf_counter()
+        self._pending = None
+        results, seconds = pending.future.result()
+        self._waited += time.perf_counter() - start
+        self._emit(pending, results, seconds)
+        self._paused += time.perf_counter() - start
+
+    def _abandon(self) -> None:
+        """On the way out of a run that did not end normally: stop the evaluation in flight and
+        wait for its thread, before its environments close."""
+        pending, self._pending = self._pending, None
+        if pending is None or pending.future is None:
+            return
+        pending.stop.set()
+        try:
+            pending.future.result()
+        except Exception:  # noqa: BLE001 - the run is already ending on its own error
+            logger.debug("the evaluation in flight at step %d was stopped", pending.step)
+
+    def _emit(self, pending: _Pending, results: dict[int, Any], seconds: float) -> None:
+        """The evaluation's rows into the history, then to every sink with its checkpoint."""
+        for k, row in pending.rows.items():
+            row.update(
+                **results[k].row(),
+                eval_episodes=pending.episodes,
+                eval_seconds=seconds,
+                updates_per_second=pending.updates_per_second,
+                wall_seconds=time.perf_counter() - self._wall_start,
+                speed=pending.speed,
+            )
+            self.history[k].append(row)
+        if pending.state is not None:
+            pending.state["loop"]["history"] = self.history
+        phase = "online" if pending.step > self.trial.run.steps else "offline"
+        result = Evaluation(
+            pending.step,
+            phase,
+            pending.rows,
+            pending.failed,
+            pending.state,
+            pending.speed,
+            pending.capture_failure,
+        )
+        for sink in self.sinks:
+            sink.evaluation(result)
+        self._advance(0, _progress_info(pending.rows))
+
     def run(self, checkpoint: dict[str, Any] | None = None) -> LoopResult:
         """Train to the end (from ``checkpoint`` when given); returns every member's rows."""
         if checkpoint is not None:
             self._restore(checkpoint)
         run, learner = self.trial.run, self.learner
         total = run.total_updates
-        wall_start = interval_start = time.perf_counter()
+        self._wall_start = interval_start = time.perf_counter()
+        self._waited = 0.0
         returns_seen = len(self.collector.returns) if self.collector is not None else 0
         label = f"IQL {self.trial.dataset}" + (
             f" ({learner.num_members} configurations)" if learner.num_members > 1 else ""
         )
-        bar = step_progress(label, total - learner.step, enabled=self.progress)
-        collector = closing(self.collector) if self.collector is not None else nullcontext()
-        with closing(self.evaluator), collector, bar as advance:
+        with ExitStack() as stack:
+            stack.enter_context(closing(self.evaluator))
+            if self.collector is not None:
+                stack.enter_context(closing(self.collector))
+            bar = step_progress(label, total - learner.step, enabled=self.progress)
+            self._advance = stack.enter_context(bar)
+            if run.overlap_eval:
+                self._helper = stack.enter_context(
+                    ThreadPoolExecutor(1, thread_name_prefix="iql-sweep-evaluation")
+                )
+            stack.callback(self._abandon)  # first out: before the thread and the envs close
             while learner.step < total:
-                self._train_to(self._next_evaluation(learner.step), advance)
+                self._paused = 0.0
+                self._train_to(self._next_evaluation(learner.step))
                 step = learner.step
                 learner.synchronize()  # the updates queued on a GPU count once they are done
-                elapsed = time.perf_counter() - interval_start
+                elapsed = time.perf_counter() - interval_start - self._paused
+                self._settle(wait=True)  # the previous evaluation's rows before this one's
                 rows, count = self._metric_rows(step, returns_seen)
                 if self.collector is not None:
                     returns_seen = len(self.collector.returns)
-                # one batched evaluation of every live member (a NaN policy never reaches it)
-                episodes = run.episodes_at(step)  # interim ones may be smaller
-                results = self.evaluator.evaluate(
-                    learner.act, list(rows), learner.device, episodes=episodes
-                )
-                for k, row in rows.items():
-                    row.update(
-                        **results[k].row(),
-                        eval_episodes=episodes,
-                        updates_per_second=count / max(elapsed, 1e-9),
-                        wall_seconds=time.perf_counter() - wall_start,
-                        speed=learner.speed,
-                    )
-                    self.history[k].append(row)
-                due = step % run.checkpoint_interval == 0 or step in (run.steps, total)
-                state = make_checkpoint(self.trial, learner, self._loop_state()) if due else None
-                phase = "online" if step > run.steps else "offline"
-                result = Evaluation(
-                    step,
-                    phase,
-                    rows,
-                    dict(self.failed),
-                    state,
-                    learner.speed,
-                    learner.capture_failure,
-                )
-                for sink in self.sinks:
-                    sink.evaluation(result)
-                advance(0, _progress_info(rows))
+                self._evaluate(step, rows, count / max(elapsed, 1e-9))
                 interval_start = time.perf_counter()
-        return LoopResult(self.history, dict(self.failed), time.perf_counter() - wall_start)
+        self._helper = None
+        return LoopResult(
+            self.history,
+            dict(self.failed),
+            time.perf_counter() - self._wall_start,
+            self._waited,
+        )
 
 
 def _progress_info(rows: dict[int, dict[str, Any]]) -> str:

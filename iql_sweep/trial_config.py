@@ -78,6 +78,12 @@ class RunSettings(BaseModel):
         description="processes stepping the evaluation environments (none: one per CPU of the "
         "trial); returns do not depend on it",
     )
+    overlap_eval: StrictBool = Field(
+        True,
+        description="evaluate beside training: the episodes run on a copy of the actors taken "
+        "at the evaluation's step while the learner trains on (same returns); false: training "
+        "waits for each evaluation. The final evaluation always runs alone",
+    )
     checkpoint_every: int | None = Field(
         None, ge=1, description="updates between checkpoints (default: every evaluation)"
     )

@@ -12,6 +12,7 @@ from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.data.transitions import reward_transform
 from iql_sweep.errors import ConfigError
 from iql_sweep.iql.replay import FIELDS, ReplayBuffer, split_rows
+from iql_sweep.loop import CLOCK_KEYS
 from iql_sweep.training import cli_trial, train
 from iql_sweep.trial_config import RunSettings
 from tests.interrupt import kill_update_at
@@ -57,10 +58,12 @@ def test_fine_tuning_grows_the_buffer_and_resumes_exactly_mid_episode(
     assert state_a["loop"]["collector"]["in_episode"]
     assert state_a["learner"]["step"] == OFFLINE + ONLINE
 
-    # killed after the checkpoint at step 120 (60 env steps in)
+    # killed after the checkpoint at step 120 (60 env steps in); sequential evaluations, so that
+    # checkpoint is surely written (overlapped, the evaluation of 120 could still be in flight:
+    # tests/test_training.py), then resumed overlapped
     restore = kill_update_at(monkeypatch, 130)
     with pytest.raises(KeyboardInterrupt):
-        fine_tune(umaze_id, tmp_path / "b")
+        fine_tune(umaze_id, tmp_path / "b", overlap_eval=False)
     mid = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert mid["learner"]["step"] == 120 and mid["loop"]["collector"]["in_episode"]
     assert online_rows(mid)["rewards"].shape[0] == 60
@@ -73,7 +76,7 @@ def test_fine_tuning_grows_the_buffer_and_resumes_exactly_mid_episode(
             assert torch.equal(value, state_b["learner"][net][key]), (net, key)
     for key, value in online.items():
         assert torch.equal(value, online_rows(state_b)[key]), key
-    timing = {"updates_per_second", "wall_seconds"}
+    timing = CLOCK_KEYS
     strip = [{k: v for k, v in r.items() if k not in timing} for r in rows]
     assert strip == [{k: v for k, v in r.items() if k not in timing} for r in resumed.history]
 

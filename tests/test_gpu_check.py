@@ -50,5 +50,8 @@ def test_gpu_check_quick_on_cpu_writes_its_figures(tmp_path):
     assert populations[1]["critics"] == 1  # three betas on one critic
     assert all(p["config_updates_per_second"] > 0 for p in populations)
     assert populations[1]["estimate_allocated_mib"] > populations[0]["estimate_allocated_mib"]
+    beside = checks["9 evaluation beside training"]
+    assert beside["status"] == "pass" and beside["frozen_equals_then"]
+    assert beside["learner_moved_on"] and beside["stream"].startswith("skipped")
     lines = [line for line in result.stdout.splitlines() if line.startswith("  ")]
     assert sum(": pass " in line or ": skipped " in line for line in lines) == len(checks)

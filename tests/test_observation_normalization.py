@@ -22,6 +22,7 @@ from iql_sweep.iql.config import IQLConfig, Member
 from iql_sweep.iql.learner import IQLLearner
 from iql_sweep.iql.observations import STD_EPS, ObservationStats
 from iql_sweep.iql.replay import ReplayBuffer, split_rows
+from iql_sweep.loop import CLOCK_KEYS
 from iql_sweep.report import tables as aggregates
 from iql_sweep.seeds import EPISODE_SEED_OFFSET
 from iql_sweep.spec import validate_spec
@@ -240,7 +241,7 @@ def test_fine_tuning_normalises_online_rows_and_resumes_exactly(umaze_id, tmp_pa
     for net in ("value", "q", "actor"):
         for key, value in state["learner"][net].items():
             assert torch.equal(value, state_b["learner"][net][key]), (net, key)
-    timing = {"updates_per_second", "wall_seconds"}
+    timing = CLOCK_KEYS
     strip = [{k: v for k, v in r.items() if k not in timing} for r in straight.history]
     assert strip == [{k: v for k, v in r.items() if k not in timing} for r in resumed.history]
 

@@ -34,15 +34,24 @@ def nets(out):
     return load_checkpoint(out / "checkpoint.pt")["learner"]
 
 
-def test_interrupted_run_resumes_exactly(umaze_id, tmp_path, monkeypatch):
-    straight = run(umaze_id, tmp_path / "a", actor_dropout=0.1)
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "sequential"])
+def test_interrupted_run_resumes_exactly(umaze_id, tmp_path, monkeypatch, overlap):
+    """Killed at update 50. Sequential: the checkpoint of 40 is kept. Overlapped: the evaluation
+    of 40 was still in flight beside updates 40-50, so it is lost with its checkpoint, and the
+    one of 20 is kept; either way the resumed run repeats what was lost and ends with the
+    straight run's parameters and rows, each step's row written once."""
+    settings = SETTINGS.model_copy(update={"overlap_eval": overlap})
+    straight = run(umaze_id, tmp_path / "a", settings=settings, actor_dropout=0.1)
 
     restore = kill_update_at(monkeypatch, 50)
     with pytest.raises(KeyboardInterrupt):
-        run(umaze_id, tmp_path / "b", actor_dropout=0.1)
-    assert nets(tmp_path / "b")["step"] == 40
+        run(umaze_id, tmp_path / "b", settings=settings, actor_dropout=0.1)
+    kept = 20 if overlap else 40
+    assert nets(tmp_path / "b")["step"] == kept
+    written = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in written] == list(range(20, kept + 1, 20))
     restore()
-    resumed = run(umaze_id, tmp_path / "b", actor_dropout=0.1)
+    resumed = run(umaze_id, tmp_path / "b", settings=settings, actor_dropout=0.1)
 
     a, b = nets(tmp_path / "a"), nets(tmp_path / "b")
     assert a["step"] == b["step"] == 80
@@ -50,10 +59,12 @@ def test_interrupted_run_resumes_exactly(umaze_id, tmp_path, monkeypatch):
         for k in a[net]:
             assert torch.equal(a[net][k], b[net][k]), f"{net}.{k}"
     assert [r["step"] for r in resumed.history] == [20, 40, 60, 80]
-    keys = ("step", "normalized_score", "value_loss", "q_loss", "actor_loss")
+    keys = ("step", "normalized_score", "return_mean", "value_loss", "q_loss", "actor_loss")
     assert [{k: r[k] for k in keys} for r in resumed.history] == [
         {k: r[k] for k in keys} for r in straight.history
     ]
+    rows = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in rows] == [20, 40, 60, 80]
 
 
 def test_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(
@@ -78,8 +89,9 @@ def test_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(
 
 
 def test_a_compiled_run_resumes_eagerly_from_the_same_checkpoint(umaze_id, tmp_path, monkeypatch):
-    """Speed is a setting, not a format: a compiled run killed mid-way continues in eager mode
-    (and vice versa) from the one checkpoint, to the straight compiled run's parameters."""
+    """Speed is a setting, not a format: a compiled run killed mid-way (at update 50, the
+    evaluation of 40 in flight: the checkpoint of 20 kept) continues in eager mode (and vice
+    versa) from the one checkpoint, to the straight compiled run's parameters."""
     fast = SETTINGS.model_copy(update={"compile": True, "steps": 60})
     straight = run(umaze_id, tmp_path / "a", settings=fast)
     assert [r["step"] for r in straight.history] == [20, 40, 60]
@@ -87,7 +99,7 @@ def test_a_compiled_run_resumes_eagerly_from_the_same_checkpoint(umaze_id, tmp_p
     with pytest.raises(KeyboardInterrupt):
         run(umaze_id, tmp_path / "b", settings=fast)
     restore()
-    assert nets(tmp_path / "b")["step"] == 40
+    assert nets(tmp_path / "b")["step"] == 20
     eager = fast.model_copy(update={"compile": False})
     resumed = run(umaze_id, tmp_path / "b", settings=eager)
     a, b = nets(tmp_path / "a"), nets(tmp_path / "b")
@@ -98,10 +110,11 @@ def test_a_compiled_run_resumes_eagerly_from_the_same_checkpoint(umaze_id, tmp_p
 
 
 def test_a_damaged_checkpoint_falls_back_to_the_previous_good_one(umaze_id, tmp_path, monkeypatch):
-    """Killed at update 50 (checkpoints at 20 and 40 kept), the newest truncated on disk: the
-    rerun reports it, resumes from update 20 and ends where an uninterrupted run ends."""
+    """Killed at update 70 (checkpoints at 20 and 40 kept; the evaluation of 60 was in
+    flight), the newest truncated on disk: the rerun reports it, resumes from update 20 and ends
+    where an uninterrupted run ends."""
     straight = run(umaze_id, tmp_path / "a")
-    restore = kill_update_at(monkeypatch, 50)
+    restore = kill_update_at(monkeypatch, 70)
     with pytest.raises(KeyboardInterrupt):
         run(umaze_id, tmp_path / "b")
     restore()

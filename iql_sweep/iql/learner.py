@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -116,6 +117,46 @@ def choose_speed(
         f"compile: auto on the CPU: a pack of {members} over {updates:,} updates pays back "
         "the compile"
     )
+
+
+class Policy:
+    """Deterministic actions (the Gaussians' means) of stacked actors: the learner's live
+    parameters, or a copy taken at one update (:meth:`IQLLearner.frozen_policy`) that acts on
+    its own CUDA ``stream``, so rollouts never wait behind the training queued on the learner's.
+    """
+
+    def __init__(
+        self,
+        actor: Net,
+        normalize: Callable[[torch.Tensor], torch.Tensor],
+        device: torch.device,
+        stream: torch.cuda.Stream | None = None,
+    ):
+        self.actor, self.normalize, self.device, self.stream = actor, normalize, device, stream
+
+    @property
+    def num_members(self) -> int:
+        return int(self.actor.weights[0].shape[0])
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, members: Sequence[int] | None = None) -> torch.Tensor:
+        """``obs [m, N, obs]`` (or ``[N, obs]`` for every member alike) -> ``[m, N, act]``."""
+        with self.acting():
+            obs = self.normalize(obs)
+            weights, biases = self.actor
+            m = self.num_members
+            if members is not None:
+                index = torch.as_tensor(list(members), device=self.device)
+                weights, biases = [w[index] for w in weights], [b[index] for b in biases]
+                m = len(members)
+            if obs.dim() == 2:
+                obs = obs.expand(m, *obs.shape)
+            return torch.tanh(stacked_mlp(obs, weights, biases)).clamp(-1.0, 1.0)
+
+    def acting(self) -> AbstractContextManager:
+        """Where this policy's work runs: its stream (rollouts put their host-to-device copies
+        there too), else wherever the caller is."""
+        return nullcontext() if self.stream is None else torch.cuda.stream(self.stream)
 
 
 @dataclass
@@ -218,6 +259,8 @@ class IQLLearner:
         self._q_net = Net(*self.q.params())
         self._q_target_net = Net(*self.q_target.params())
         self._actor_net = Net(*self.actor.params())
+        self._policy = Policy(self._actor_net, self.normalize, self.device)
+        self._eval_stream: Any = None
         self._q_params = list(self.q.parameters())
         self._q_target_params = list(self.q_target.parameters())
         stages = (value_stage, actor_stage, q_stage)
@@ -538,22 +581,28 @@ class IQLLearner:
             torch.cuda.synchronize(self.device)
 
     # --- acting --------------------------------------------------------------------------------
-    @torch.no_grad()
     def act(self, obs: torch.Tensor, members: Sequence[int] | None = None) -> torch.Tensor:
         """Deterministic actions (the Gaussian's mean) of ``members`` (default: all):
         ``obs [m, N, obs]`` (or ``[N, obs]`` for every member alike) -> ``[m, N, act]``.
         Observations are raw (the environment's); the learner normalises them."""
-        obs = self.normalize(obs)
-        if members is None:
-            weights, biases = self._actor_net
-            m = self.num_members
-        else:
-            index = torch.as_tensor(list(members), device=self.device)
-            weights, biases = self.actor.subset(index)
-            m = len(members)
-        if obs.dim() == 2:
-            obs = obs.expand(m, *obs.shape)
-        return torch.tanh(stacked_mlp(obs, weights, biases)).clamp(-1.0, 1.0)
+        return self._policy.act(obs, members)
+
+    @torch.no_grad()
+    def frozen_policy(self) -> Policy:
+        """The actors as they are at this update (a copy the updates after it do not touch),
+        for an evaluation that runs while training goes on. On a GPU it acts on the learner's
+        evaluation stream, ordered after the work queued so far."""
+        net = Net(
+            [w.detach().clone() for w in self._actor_net.weights],
+            [b.detach().clone() for b in self._actor_net.biases],
+        )
+        stream = None
+        if self.device.type == "cuda":
+            if self._eval_stream is None:
+                self._eval_stream = torch.cuda.Stream(self.device)
+            stream = self._eval_stream
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+        return Policy(net, self.normalize, self.device, stream)
 
     @torch.no_grad()
     def sample_actions(
@@ -681,4 +730,4 @@ class IQLLearner:
         return learner
 
 
-__all__ = ["IQLLearner", "Member", "METRIC_KEYS", "SPEEDS", "Layer", "choose_speed"]
+__all__ = ["IQLLearner", "Policy", "Member", "METRIC_KEYS", "SPEEDS", "Layer", "choose_speed"]

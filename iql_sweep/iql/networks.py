@@ -230,10 +230,6 @@ class StackedMLP(nn.Module):
     def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None):
         return stacked_mlp(x, list(self.weights), list(self.biases), masks)
 
-    def subset(self, index: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The weights and biases of the networks at ``index`` (for acting with some members)."""
-        return [w[index] for w in self.weights], [b[index] for b in self.biases]
-
     def member_layers(self, e: int) -> list[Layer]:
         """Network ``e``'s layers in nn.Linear's layout (copies)."""
         return [
