@@ -23,7 +23,18 @@ from gymnasium.envs.registration import EnvSpec
 
 from iql_sweep.envs import register_robotics_envs
 
-Step = tuple[Any, np.ndarray, np.ndarray, np.ndarray]
+#: observations, rewards, terminated, truncated, and the envs' ``info["success"]`` (NaN where an
+#: environment reports none)
+Step = tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _success(info: dict[str, Any], size: int) -> np.ndarray:
+    """A vector env's per-environment ``success`` (OGBench's tasks report one every step)."""
+    out = np.full(size, np.nan)
+    if "success" in info:
+        given = np.asarray(info.get("_success", np.ones(size, dtype=bool)), dtype=bool)
+        out[given] = np.asarray(info["success"], dtype=np.float64)[given]
+    return out
 
 
 def _vector(spec: EnvSpec, count: int) -> gym.vector.SyncVectorEnv:
@@ -48,8 +59,9 @@ def _serve(conn, spec: EnvSpec, count: int) -> None:
                 obs, _ = envs.reset(seed=payload)
                 conn.send(("ok", obs))
             else:
-                obs, reward, terminated, truncated, _ = envs.step(payload)
-                conn.send(("ok", (obs, reward, terminated, truncated)))
+                obs, reward, terminated, truncated, info = envs.step(payload)
+                success = _success(info, len(reward))
+                conn.send(("ok", (obs, reward, terminated, truncated, success)))
     except (EOFError, KeyboardInterrupt):  # the evaluator went away
         pass
     except Exception:  # noqa: BLE001 - reported to the evaluator, which raises it
@@ -160,16 +172,19 @@ class EnvPool:
         return _concat([self._answer(conn) for conn in self._conns])
 
     def step(self, actions: np.ndarray) -> Step:
-        """One step of every environment: observations, rewards, terminated, truncated."""
+        """One step of every environment: observations, rewards, terminated, truncated and
+        success (NaN where the environment reports none)."""
         if self._local is not None:
-            obs, reward, terminated, truncated, _ = self._local.step(actions)
-            return obs, reward, terminated, truncated
+            obs, reward, terminated, truncated, info = self._local.step(actions)
+            return obs, reward, terminated, truncated, _success(info, len(reward))
         for conn, part in zip(self._conns, self._slices(actions)):
             conn.send(("step", part))
         answers = [self._answer(conn) for conn in self._conns]
         obs = _concat([a[0] for a in answers])
-        reward, terminated, truncated = (np.concatenate([a[i] for a in answers]) for i in (1, 2, 3))
-        return obs, reward, terminated, truncated
+        reward, terminated, truncated, success = (
+            np.concatenate([a[i] for a in answers]) for i in (1, 2, 3, 4)
+        )
+        return obs, reward, terminated, truncated, success
 
     def close(self) -> None:
         if self._local is not None:

@@ -1,4 +1,5 @@
-"""The simulators datasets are evaluated in: gymnasium-robotics' environments, registered once.
+"""The simulators datasets are evaluated in: gymnasium-robotics' environments (and OGBench's,
+when its package is installed), registered once.
 
 With mujoco 4, ``mujoco.mjtJoint`` members no longer compare equal to the ``numpy.int32`` joint
 types in ``model.jnt_type``, so gymnasium-robotics 1.4.2's ``get_joint_qpos``/``get_joint_qvel``
@@ -65,3 +66,7 @@ def register_robotics_envs() -> None:
         mujoco_utils.get_joint_qpos = _get_joint_qpos
         mujoco_utils.get_joint_qvel = _get_joint_qvel
     gym.register_envs(gymnasium_robotics)
+    with contextlib.suppress(ImportError):  # the optional extra: iql-sweep[ogbench]
+        import ogbench
+
+        gym.register_envs(ogbench)

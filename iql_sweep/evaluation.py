@@ -33,10 +33,13 @@ class EvaluationStopped(Exception):
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Returns of N seeded episodes, raw and D4RL-normalised (None without reference scores)."""
+    """Returns of N seeded episodes, raw and normalised (None without a score to normalise
+    by): D4RL's reference-score normalisation, or, for data scored by success (OGBench), each
+    episode's success at its last step × 100."""
 
     returns: np.ndarray
     normalized: np.ndarray | None
+    successes: np.ndarray | None = None  # 1/0 per episode, for data scored by success
 
     @property
     def mean_return(self) -> float:
@@ -52,12 +55,15 @@ class EvalResult:
 
     def row(self) -> dict[str, float | None]:
         """The figures a metrics row records of an evaluation."""
-        return {
+        row = {
             "normalized_score": self.normalized_score,
             "normalized_score_std": self.normalized_std,
             "return_mean": self.mean_return,
             "return_std": float(self.returns.std()),
         }
+        if self.successes is not None:
+            row["success_rate"] = float(self.successes.mean())
+        return row
 
 
 def env_spec_from_metadata(spec: str | EnvSpec | None, dataset_id: str) -> EnvSpec:
@@ -211,6 +217,8 @@ class Evaluator:
         self.adapter = EnvAdapter.from_data(data)
         self.dataset_id = self.adapter.dataset_id
         self.ref_min, self.ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
+        #: "success_rate": the normalised score is the success rate x 100 (OGBench)
+        self.score_kind = meta.get("score_kind", "reference_scores")
         self.episodes = episodes
         self.seeds = list(seeds)
         self.workers = max(1, int(workers))
@@ -240,12 +248,14 @@ class Evaluator:
         e: int,
         device,
         stop: threading.Event | None,
-    ) -> np.ndarray:
-        """Episodes ``start..start+e`` of ``members`` at once: returns ``[len(members), e]``."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Episodes ``start..start+e`` of ``members`` at once: returns and successes (NaN where
+        the environment reports none), each ``[len(members), e]``."""
         envs = self._vector(len(members) * e)
         seeds = [self.seeds[k] + start + i for k in members for i in range(e)]
         obs = envs.reset(seeds)
         totals = np.zeros(len(seeds))
+        success = np.full(len(seeds), np.nan)
         done = np.zeros(len(seeds), dtype=bool)
         while not done.all():
             if stop is not None and stop.is_set():
@@ -254,12 +264,14 @@ class Evaluator:
             flat = self.adapter.flatten(obs)
             batch = torch.as_tensor(flat, device=device).view(len(members), e, -1)
             action = act(batch, members).reshape(len(seeds), -1).cpu().numpy()
-            obs, reward, terminated, truncated = envs.step(
+            obs, reward, terminated, truncated, succeeded = envs.step(
                 self.adapter.to_env(action.astype(np.float64))
             )
             totals += np.where(done, 0.0, reward)
+            success = np.where(done, success, succeeded)  # as at each episode's last step
             done |= terminated | truncated
-        return totals.reshape(len(members), e)
+        shape = (len(members), e)
+        return totals.reshape(shape), success.reshape(shape)
 
     def evaluate(
         self,
@@ -278,19 +290,29 @@ class Evaluator:
         members_per_round = max(1, self.max_envs // per_member)
         members = list(members)
         returns: dict[int, list[float]] = {k: [] for k in members}
+        successes: dict[int, list[float]] = {k: [] for k in members}
         for first in range(0, len(members), members_per_round):
             chunk = members[first : first + members_per_round]
             for start in range(0, episodes, per_member):
-                totals = self._round(act, chunk, start, per_member, device, stop)
+                totals, success = self._round(act, chunk, start, per_member, device, stop)
                 for row, k in enumerate(chunk):
                     returns[k].extend(totals[row, : episodes - start].tolist())
-        return {k: self._result(np.asarray(r)) for k, r in returns.items()}
+                    successes[k].extend(success[row, : episodes - start].tolist())
+        return {k: self._result(np.asarray(returns[k]), np.asarray(successes[k])) for k in members}
 
     def __call__(self, act: ActFn, device: str | torch.device = "cpu") -> EvalResult:
         """One policy ``act(obs [N, obs]) -> [N, act]``, with the first seed."""
         return self.evaluate(lambda obs, _: act(obs[0])[None], [0], device)[0]
 
-    def _result(self, returns: np.ndarray) -> EvalResult:
+    def _result(self, returns: np.ndarray, successes: np.ndarray) -> EvalResult:
+        reported = None if np.isnan(successes).any() else successes
+        if self.score_kind == "success_rate":
+            if reported is None:
+                raise DatasetError(
+                    f"{self.dataset_id}: scored by success rate, but its evaluation env "
+                    "reports no info['success'] at an episode's end"
+                )
+            return EvalResult(returns, 100.0 * reported, reported)
         norm = None
         if self.ref_min is not None and self.ref_max is not None:
             norm = normalized_score(returns, self.ref_min, self.ref_max)

@@ -43,7 +43,12 @@ def build_config(
 
 
 #: The official IQL's evaluation schedule per preset: (updates between evaluations, episodes).
-EVAL_SCHEDULES: dict[str, tuple[int, int]] = {"antmaze": (100_000, 100)}
+EVAL_SCHEDULES: dict[str, tuple[int, int]] = {
+    "antmaze": (100_000, 100),
+    # OGBench's reference runs (the FQL repository): 50 episodes every 100,000 updates
+    "ogbench": (100_000, 50),
+    "ogbench-long": (100_000, 50),
+}
 #: Every other preset's (locomotion, kitchen, adroit, maze, default).
 DEFAULT_EVAL_SCHEDULE = (5_000, 10)
 
@@ -59,12 +64,14 @@ class RunSettings(BaseModel):
         None,
         ge=1,
         description="updates between evaluations (none: the preset's, the official IQL's: "
-        "100,000 for antmaze, else 5,000; at most steps)",
+        "100,000 for antmaze (and ogbench, as OGBench's reference runs), else 5,000; at most "
+        "steps)",
     )
     eval_episodes: int | None = Field(
         None,
         ge=1,
-        description="episodes per evaluation (none: the preset's: 100 for antmaze, else 10)",
+        description="episodes per evaluation (none: the preset's: 100 for antmaze, 50 for "
+        "ogbench, else 10)",
     )
     interim_eval_episodes: int | None = Field(
         None,

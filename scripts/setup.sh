@@ -2,7 +2,7 @@
 # Set-up on a fresh machine: a virtual environment in .venv with torch and the project.
 #   scripts/setup.sh          # the package and its dependencies
 #   scripts/setup.sh --dev    # plus pytest, ruff, hypothesis, check-jsonschema, scipy, selenium,
-#                             # import-linter,
+#                             # import-linter, ogbench (the iql-sweep[ogbench] extra),
 #                             # and the system packages the tests need: openssh-server, rsync,
 #                             # netcat-openbsd (the cluster launcher), chromium and
 #                             # chromium-driver (the report page); installed with apt-get as root

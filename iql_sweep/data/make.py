@@ -11,6 +11,7 @@ import numpy as np
 
 from iql_sweep.data.generators import GENERATORS, get_generator, name_for_id
 from iql_sweep.data.minari_io import local_dataset_ids, minari_root
+from iql_sweep.data.ogbench_io import OGBenchTask, check_files, is_ogbench
 from iql_sweep.data.pointmaze import (
     Corruption,
     collect_pointmaze,
@@ -133,7 +134,11 @@ def make_dataset(
 
 def ensure_dataset(dataset_id: str, progress: bool = True) -> MakeReport | DownloadReport | None:
     """Bring a missing dataset into the Minari root: make it when the project has its recipe,
-    else download it from Minari's remote; no-op (None) when present."""
+    else download it from Minari's remote; no-op (None) when present. An OGBench id needs its
+    files in OGBench's dataset folder (checked here, with what to do when they are not)."""
+    if is_ogbench(dataset_id):
+        check_files(OGBenchTask.parse(dataset_id))
+        return None
     if dataset_id in local_dataset_ids():
         return None
     name = name_for_id(dataset_id)

@@ -27,6 +27,7 @@ import numpy as np
 
 from iql_sweep.data.generators import GENERATORS, name_for_id
 from iql_sweep.data.normalization import reference_scores
+from iql_sweep.data.ogbench_io import is_ogbench, load_ogbench
 from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.data.transitions import Transitions, check_actions_in_space, validate
 from iql_sweep.errors import DatasetError, DatasetNotFoundError
@@ -204,7 +205,10 @@ def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_transitions(dataset_id: str, use_cache: bool = True) -> Transitions:
-    """Load a local Minari dataset as validated flat transitions (cached as flat arrays)."""
+    """Load a local Minari dataset as validated flat transitions (cached as flat arrays); an
+    OGBench id (``ogbench/...``) is loaded from OGBench's files by OGBench's own loader."""
+    if is_ogbench(dataset_id):
+        return load_ogbench(dataset_id)
     import minari
 
     path = dataset_path(dataset_id)

@@ -1,4 +1,5 @@
-"""What a dataset id tells about its data, in one place: the domain (and with it the IQL preset),
+"""What a dataset id tells about its data, in one place: the domain (and with it the IQL preset;
+OGBench's ids, ``ogbench/...``, before any other),
 the order of a Dict observation's keys, PointMaze's stale first goal, and D4RL's published
 reference scores for ids whose metadata lacks them.
 
@@ -12,6 +13,9 @@ from dataclasses import dataclass
 
 #: Domains by id pattern (first match wins); each domain names its IQL preset.
 _DOMAINS: list[tuple[str, str]] = [
+    # OGBench's long-horizon datasets (giant mazes, humanoids, antsoccer) discount at 0.995
+    (r"^ogbench/(.*giant|humanoidmaze|antsoccer)", "ogbench-long"),
+    (r"^ogbench/", "ogbench"),
     (r"antmaze", "antmaze"),
     (r"pointmaze|maze2d", "maze"),
     (r"kitchen", "kitchen"),

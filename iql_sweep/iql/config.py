@@ -107,6 +107,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "kitchen": {"expectile": 0.7, "beta": 0.5, "actor_dropout": 0.1},
     "adroit": {"expectile": 0.7, "beta": 0.5, "actor_dropout": 0.1},
     "maze": {"expectile": 0.7, "beta": 3.0},
+    # OGBench's singletask reference IQL (the FQL repository's agents/iql.py): 4x512, batch
+    # 256, expectile 0.9, AWR temperature 10; rewards arrive relabelled (-1/0 or -n..0), so no
+    # shift. Not yet: LayerNorm in the value and critic networks (docs/datasets.md says so).
+    "ogbench": {"expectile": 0.9, "beta": 10.0, "hidden_dims": (512, 512, 512, 512)},
+    "ogbench-long": {
+        "expectile": 0.9,
+        "beta": 10.0,
+        "hidden_dims": (512, 512, 512, 512),
+        "discount": 0.995,
+    },
 }
 
 

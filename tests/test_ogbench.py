@@ -1,0 +1,172 @@
+"""OGBench's singletask datasets: files in OGBench's layout from the real environments, loaded and
+relabelled by OGBench's own code, mapped so that IQL bootstraps on ``masks``; damaged files are
+refused naming the file; a short run trains and scores by success rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import ogbench  # the ogbench extra, installed by scripts/setup.sh --dev
+import pytest
+import torch
+
+from iql_sweep.data.minari_io import load_transitions
+from iql_sweep.data.ogbench_io import OGBenchTask
+from iql_sweep.data.profile import DatasetProfile
+from iql_sweep.errors import DatasetError, DatasetNotFoundError
+from iql_sweep.training import cli_trial, train
+from iql_sweep.trial_config import RunSettings
+from tests.ogbench_files import write_ogbench
+
+MAZE = "ogbench/pointmaze-medium-navigate-singletask-task1-v0"
+PUZZLE = "ogbench/puzzle-3x3-play-singletask-task2-v0"
+
+
+@pytest.fixture
+def ogbench_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "ogbench"
+    monkeypatch.setenv("IQL_SWEEP_OGBENCH_DIR", str(folder))
+    return folder
+
+
+def test_ids_name_ogbench_files_envs_and_presets():
+    task = OGBenchTask.parse("ogbench/antmaze-large-navigate-singletask-task1-v0")
+    assert (task.data_name, task.env_name, task.task) == (
+        "antmaze-large-navigate-v0",
+        "antmaze-large-singletask-task1-v0",
+        1,
+    )
+    puzzle = OGBenchTask.parse("ogbench/puzzle-3x3-play-singletask-v0")
+    assert (puzzle.data_name, puzzle.env_name, puzzle.task) == (
+        "puzzle-3x3-play-v0",
+        "puzzle-3x3-singletask-v0",
+        None,
+    )
+    assert DatasetProfile.from_id(MAZE).preset == "ogbench"
+    assert DatasetProfile.from_id("ogbench/antmaze-large-navigate-singletask-v0").preset == (
+        "ogbench"
+    )  # not the D4RL antmaze preset and its reward shift
+    for long in (
+        "antmaze-giant-navigate",
+        "humanoidmaze-medium-navigate",
+        "antsoccer-arena-navigate",
+    ):
+        assert DatasetProfile.from_id(f"ogbench/{long}-singletask-v0").preset == "ogbench-long"
+    with pytest.raises(DatasetNotFoundError, match="not an OGBench singletask id"):
+        OGBenchTask.parse("ogbench/antmaze-large-navigate-v0")
+
+
+@pytest.mark.parametrize("dataset_id", [MAZE, PUZZLE], ids=["pointmaze", "puzzle"])
+def test_loaded_as_ogbench_loads_it_bootstrapping_on_masks(ogbench_dir, dataset_id):
+    task = OGBenchTask.parse(dataset_id)
+    train_file, _ = write_ogbench(ogbench_dir, task.data_name, episodes=3, steps=40)
+    data = load_transitions(dataset_id)
+
+    env, raw, _ = ogbench.make_env_and_datasets(task.name, dataset_path=str(train_file))
+    env.close()
+    assert data.size == 3 * 39  # each trajectory's last observation starts no transition
+    np.testing.assert_array_equal(data.observations, raw["observations"])
+    np.testing.assert_array_equal(data.next_observations, raw["next_observations"])
+    np.testing.assert_array_equal(data.actions, raw["actions"])
+    np.testing.assert_array_equal(data.rewards, raw["rewards"])
+    np.testing.assert_array_equal(data.terminals, 1.0 - raw["masks"])  # no bootstrap at success
+    np.testing.assert_array_equal(data.timeouts, raw["terminals"])  # trajectory ends
+    assert data.episode_starts.tolist() == [0, 39, 78]
+    # next observations chain inside a trajectory, and never across one
+    np.testing.assert_array_equal(data.next_observations[:38], data.observations[1:39])
+    assert not np.array_equal(data.next_observations[38], data.observations[39])
+    # the task's reward: success - 1 per sub-task; a transition is terminal exactly at success
+    assert set(np.unique(data.rewards)) <= set(np.arange(-9.0, 0.5))
+    np.testing.assert_array_equal(data.terminals, (data.rewards == 0).astype(np.float32))
+    assert data.metadata["score_kind"] == "success_rate"
+    assert data.metadata["eval_env_spec"].id == task.env_name
+
+
+def test_an_independent_relabelling_of_the_maze_task(ogbench_dir):
+    """PointMaze's reward from the written states by hand: 0 within the goal's tolerance of the
+    task's goal, else -1 (here random actions from the task's start mostly fail)."""
+    task = OGBenchTask.parse(MAZE)
+    write_ogbench(ogbench_dir, task.data_name, episodes=2, steps=30)
+    data = load_transitions(MAZE)
+    env = ogbench.make_env_and_datasets(task.name, env_only=True)
+    env.reset()
+    goal, tol = env.unwrapped.cur_goal_xy, env.unwrapped._goal_tol
+    env.close()
+    with np.load(ogbench_dir / f"{task.data_name}.npz") as npz:
+        keep = npz["terminals"] == 0
+        xy = npz["qpos"][keep][:, :2]
+    expected = (np.linalg.norm(xy - goal, axis=-1) <= tol).astype(np.float32) - 1.0
+    np.testing.assert_array_equal(data.rewards, expected)
+
+
+def test_damaged_or_missing_files_are_refused_naming_the_file(ogbench_dir):
+    task = OGBenchTask.parse(MAZE)
+    with pytest.raises(DatasetNotFoundError, match="pointmaze-medium-navigate-v0.npz is missing"):
+        load_transitions(MAZE)
+    train_file, val_file = write_ogbench(ogbench_dir, task.data_name, episodes=2, steps=20)
+    whole = train_file.read_bytes()
+    train_file.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DatasetError, match="truncated or damaged"):
+        load_transitions(MAZE)
+    with np.load(val_file) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    np.savez(train_file, **{k: v for k, v in arrays.items() if k != "qpos"})
+    with pytest.raises(DatasetError, match=r"pointmaze-medium-navigate-v0.npz lacks qpos"):
+        load_transitions(MAZE)
+    np.savez(train_file, **{**arrays, "actions": arrays["actions"][:-3]})
+    with pytest.raises(DatasetError, match="other lengths or ranks"):
+        load_transitions(MAZE)
+
+
+def test_a_short_run_trains_and_scores_by_success_rate(ogbench_dir, tmp_path):
+    task = OGBenchTask.parse(MAZE)
+    write_ogbench(ogbench_dir, task.data_name, episodes=4, steps=60)
+    settings = RunSettings(steps=60, eval_every=30, eval_episodes=2)
+    trial = cli_trial(MAZE, settings, seed=1, overrides={"hidden_dims": (32, 32), "batch_size": 32})
+    assert trial.preset_name == "ogbench" and trial.base_config().discount == 0.99
+    summary = train(trial, device="cpu", out_dir=tmp_path / "run", progress=False)
+    rows = summary.history
+    assert [r["step"] for r in rows] == [30, 60]
+    for row in rows:
+        assert row["normalized_score"] == pytest.approx(100.0 * row["success_rate"])
+        # an episode scores -1 per step until it succeeds (it ends then)
+        assert -1000.0 <= row["return_mean"] <= 0.0
+    assert summary.final_score == rows[-1]["normalized_score"]
+
+
+def test_success_rate_is_the_share_of_episodes_that_reach_the_goal(ogbench_dir):
+    """A controller heading straight for the goal reaches task 1's (success rate 100) and
+    gets stuck behind a wall on the way to task 3's (0); returns count -1 per step until then."""
+    from iql_sweep.evaluation import Evaluator
+
+    write_ogbench(ogbench_dir, "pointmaze-medium-navigate-v0", episodes=2, steps=20)
+    scores = {}
+    for task, goal in ((1, (20.0, 20.0)), (3, (4.0, 12.0))):
+        data = load_transitions(f"ogbench/pointmaze-medium-navigate-singletask-task{task}-v0")
+        target = torch.tensor(goal)
+
+        def greedy(obs, members, target=target):
+            return torch.clamp(2.0 * (target - obs), -1.0, 1.0)
+
+        evaluator = Evaluator(data, episodes=2, seeds=[0])
+        result = evaluator.evaluate(greedy, [0])[0]
+        evaluator.close()
+        scores[task] = result
+    reached, stuck = scores[1], scores[3]
+    assert reached.successes.tolist() == [1.0, 1.0] and reached.normalized_score == 100.0
+    assert -200 < reached.mean_return < -50  # about 120 steps to the goal, then the episode ends
+    assert stuck.successes.tolist() == [0.0, 0.0] and stuck.normalized_score == 0.0
+    assert stuck.mean_return == -1000.0  # the whole horizon at -1
+    assert reached.row()["success_rate"] == 1.0
+
+
+def test_train_says_where_the_files_go_before_any_work(ogbench_dir):
+    from typer.testing import CliRunner
+
+    from iql_sweep.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--dataset", MAZE, "--device", "cpu"])
+    text = "".join(result.output.split())  # the console wraps long paths anywhere
+    assert result.exit_code == 2, result.output
+    assert "pointmaze-medium-navigate-v0.npzismissing" in text
+    assert "ogbench.download_datasets(['pointmaze-medium-navigate-v0']" in text
+    assert "Traceback" not in result.output
