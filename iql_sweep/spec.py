@@ -485,12 +485,13 @@ def dataset_content_errors(spec: SweepSpec) -> list[str]:
     """Open every local dataset (shape, finite values, action bounds; the flat cache makes the
     second look free) and check each configuration's batch against its size."""
     from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
+    from iql_sweep.data.ogbench_io import is_ogbench
     from iql_sweep.evaluation import dataset_env_spec
 
     present = set(local_dataset_ids())
     problems = []
     for i, dataset_id in enumerate(spec.datasets):
-        if dataset_id not in present:
+        if dataset_id not in present and not is_ogbench(dataset_id):
             continue  # one the project makes before the trials start
         try:
             data = load_transitions(dataset_id)
@@ -521,6 +522,7 @@ def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
     remote (not asked with ``remote=False``: ``validate --offline``)."""
     from iql_sweep.data.generators import name_for_id
     from iql_sweep.data.minari_io import _ID_RE, local_dataset_ids
+    from iql_sweep.data.ogbench_io import OGBenchTask, check_files, is_ogbench
 
     present = set(local_dataset_ids())
     problems = []
@@ -529,6 +531,12 @@ def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
         if dataset_id in spec.datasets[:i]:
             first = spec.datasets.index(dataset_id)
             problems.append(f"{where}: {dataset_id!r} repeats datasets[{first}]; list it once")
+            continue
+        if is_ogbench(dataset_id):  # OGBench's files, in OGBench's folder (no download yet)
+            try:
+                check_files(OGBenchTask.parse(dataset_id))
+            except IQLSweepError as err:
+                problems.append(f"{where}: {err}")
             continue
         if not _ID_RE.match(dataset_id):
             problems.append(

@@ -16,7 +16,12 @@ from iql_sweep.spec import SweepSpec, load_spec
 from iql_sweep.trial_config import TrialConfig
 
 #: Variables a trial needs from the driver's environment (also on an existing cluster).
-FORWARDED_ENV = ("MINARI_DATASETS_PATH", "IQL_SWEEP_CACHE", "WANDB_API_KEY")
+FORWARDED_ENV = (
+    "MINARI_DATASETS_PATH",
+    "IQL_SWEEP_CACHE",
+    "IQL_SWEEP_OGBENCH_DIR",
+    "WANDB_API_KEY",
+)
 
 logger = logging.getLogger(__name__)
 

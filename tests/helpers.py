@@ -35,9 +35,15 @@ def linears(net: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(m.weight.detach(), m.bias.detach()) for m in net.modules() if isinstance(m, nn.Linear)]
 
 
+def layer_norms(net: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (m.weight.detach(), m.bias.detach()) for m in net.modules() if isinstance(m, nn.LayerNorm)
+    ]
+
+
 def reference_layers(agent: IQLAgent) -> dict:
     """A reference agent's networks in the layout of :meth:`IQLLearner.member_layers`."""
-    return {
+    out = {
         "value": linears(agent.value),
         "q1": linears(agent.q.q1),
         "q2": linears(agent.q.q2),
@@ -46,13 +52,20 @@ def reference_layers(agent: IQLAgent) -> dict:
         "actor": linears(agent.actor.net),
         "log_std": agent.actor.log_std.detach(),
     }
+    if agent.config.layer_norm:
+        out["value_norms"] = layer_norms(agent.value)
+        out["q1_norms"] = layer_norms(agent.q.q1)
+        out["q2_norms"] = layer_norms(agent.q.q2)
+    return out
 
 
 def assert_member_equals(learner: IQLLearner, k: int, agent: IQLAgent, **tol) -> None:
     """Every network of member ``k`` equals the reference agent's, to float tolerance."""
     tol = tol or {"rtol": 1e-4, "atol": 2e-6}
     mine, ref = learner.member_layers(k), reference_layers(agent)
-    for net in ("value", "q1", "q2", "q1_target", "q2_target", "actor"):
+    assert mine.keys() == ref.keys()
+    nets = ("value", "q1", "q2", "q1_target", "q2_target", "actor")
+    for net in nets + tuple(k for k in mine if k.endswith("_norms")):
         assert len(mine[net]) == len(ref[net])
         for i, ((w, b), (rw, rb)) in enumerate(zip(mine[net], ref[net])):
             torch.testing.assert_close(w, rw, **tol, msg=f"member {k} {net}[{i}].weight")

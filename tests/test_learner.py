@@ -40,17 +40,29 @@ CONFIG = small_config(max_steps=40)
 
 
 @pytest.mark.parametrize(
-    ("share", "speed"), [(True, "eager"), (False, "eager"), (True, "compiled")]
+    ("share", "speed", "layer_norm"),
+    [
+        (True, "eager", False),
+        (False, "eager", False),
+        (True, "compiled", False),
+        (True, "eager", True),  # stacked LayerNorms against nn.LayerNorm's
+        (True, "compiled", True),
+    ],
 )
-def test_members_match_solo_reference_runs(share, speed):
+def test_members_match_solo_reference_runs(share, speed, layer_norm):
     data = random_tensors(400)
-    learner = IQLLearner(OBS, ACT, CONFIG, MEMBERS, data, share_critics=share, speed=speed)
+    config = CONFIG.model_copy(update={"layer_norm": layer_norm})
+    learner = IQLLearner(OBS, ACT, config, MEMBERS, data, share_critics=share, speed=speed)
     assert learner.num_critics == (3 if share else 4)
     learner.advance(15)
     means, count = learner.pop_metrics()
     assert means.shape == (len(METRIC_KEYS), len(MEMBERS)) and count == 15
     for k, member in enumerate(MEMBERS):
-        assert_member_equals(learner, k, solo_reference(CONFIG, member, data, 15))
+        assert_member_equals(learner, k, solo_reference(config, member, data, 15))
+    if layer_norm:  # the LayerNorms learned (they start at 1 and 0)
+        scale, shift = learner.member_layers(0)["value_norms"][0]
+        assert not torch.equal(scale, torch.ones_like(scale))
+        assert not torch.equal(shift, torch.zeros_like(shift))
     if share:  # members 0 and 2 share one critic but keep their own actors
         a, b = learner.member_layers(0), learner.member_layers(2)
         assert torch.equal(a["value"][0][0], b["value"][0][0])

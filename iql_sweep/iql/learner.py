@@ -143,7 +143,7 @@ class Policy:
         """``obs [m, N, obs]`` (or ``[N, obs]`` for every member alike) -> ``[m, N, act]``."""
         with self.acting():
             obs = self.normalize(obs)
-            weights, biases = self.actor
+            weights, biases = self.actor.weights, self.actor.biases
             m = self.num_members
             if members is not None:
                 index = torch.as_tensor(list(members), device=self.device)
@@ -212,9 +212,10 @@ class IQLLearner:
                 starts[m.seed] = initial_weights(config, obs_dim, act_dim, m.seed)
         lead = [starts[self.members[i].seed] for i in leaders]
         twins = [net for w in lead for net in (w.q1, w.q2)]
-        self.value = StackedMLP([w.value for w in lead], self.device)
-        self.q = StackedMLP(twins, self.device)
-        self.q_target = StackedMLP(twins, self.device, requires_grad=False)
+        norm = config.layer_norm
+        self.value = StackedMLP([w.value for w in lead], self.device, layer_norm=norm)
+        self.q = StackedMLP(twins, self.device, layer_norm=norm)
+        self.q_target = StackedMLP(twins, self.device, requires_grad=False, layer_norm=norm)
         self.actor = StackedMLP([starts[m.seed].actor for m in self.members], self.device)
         self.log_std = nn.Parameter(
             torch.stack([starts[m.seed].log_std for m in self.members]).to(self.device)
@@ -619,13 +620,15 @@ class IQLLearner:
     def values(self, obs: torch.Tensor) -> torch.Tensor:
         """V of every member (its critic group's) at raw ``obs [N, obs]``: ``[K, N]``."""
         x = self.normalize(obs).expand(self.num_critics, *obs.shape)
-        return stacked_mlp(x, *self._value_net).squeeze(-1)[self.group_of]
+        net = self._value_net
+        return stacked_mlp(x, net.weights, net.biases, norms=net.norms).squeeze(-1)[self.group_of]
 
     # --- state ---------------------------------------------------------------------------------
     def member_layers(self, k: int) -> dict[str, Any]:
-        """Member ``k``'s networks as nn.Linear layers (for comparison with a solo agent)."""
+        """Member ``k``'s networks as nn.Linear layers (for comparison with a solo agent), and
+        with ``layer_norm`` their LayerNorms as (weight, bias) under ``<net>_norms``."""
         g = self.groups[k]
-        return {
+        out = {
             "value": self.value.member_layers(g),
             "q1": self.q.member_layers(2 * g),
             "q2": self.q.member_layers(2 * g + 1),
@@ -634,6 +637,11 @@ class IQLLearner:
             "actor": self.actor.member_layers(k),
             "log_std": self.log_std.detach()[k].clone(),
         }
+        if self.config.layer_norm:
+            out["value_norms"] = self.value.member_norms(g)
+            out["q1_norms"] = self.q.member_norms(2 * g)
+            out["q2_norms"] = self.q.member_norms(2 * g + 1)
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue exactly: stacked nets and targets, optimisers, the update

@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from iql_sweep.iql.config import IQLConfig
 
 #: One linear layer in nn.Linear's layout: weight ``[out, in]``, bias ``[out]``.
 Layer = tuple[torch.Tensor, torch.Tensor]
+#: LayerNorm's epsilon where ``layer_norm`` is on (flax's default, OGBench's reference IQL).
+LAYER_NORM_EPS = 1e-6
 
 
 def mlp(
@@ -28,12 +31,15 @@ def mlp(
     out_dim: int,
     dropout: float = 0.0,
     orthogonal_init: bool = True,
+    layer_norm: bool = False,
 ) -> nn.Sequential:
-    """Dense -> ReLU (-> Dropout) per hidden layer, then a linear output layer."""
+    """Dense -> ReLU (-> LayerNorm) (-> Dropout) per hidden layer, then a linear output layer."""
     layers: list[nn.Module] = []
     dim = in_dim
     for width in hidden_dims:
         layers += [nn.Linear(dim, width), nn.ReLU()]
+        if layer_norm:
+            layers.append(nn.LayerNorm(width, eps=LAYER_NORM_EPS))
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         dim = width
@@ -107,9 +113,17 @@ def load_layers(net: nn.Module, layers: list[Layer]) -> None:
 class ValueNet(nn.Module):
     """V(s)."""
 
-    def __init__(self, obs_dim: int, hidden_dims: Sequence[int], orthogonal_init: bool = True):
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden_dims: Sequence[int],
+        orthogonal_init: bool = True,
+        layer_norm: bool = False,
+    ):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_dims, 1, orthogonal_init=orthogonal_init)
+        self.net = mlp(
+            obs_dim, hidden_dims, 1, orthogonal_init=orthogonal_init, layer_norm=layer_norm
+        )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs).squeeze(-1)
@@ -119,11 +133,17 @@ class TwinQ(nn.Module):
     """Two independent critics Q1(s, a), Q2(s, a)."""
 
     def __init__(
-        self, obs_dim: int, act_dim: int, hidden_dims: Sequence[int], orthogonal_init: bool = True
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_dims: Sequence[int],
+        orthogonal_init: bool = True,
+        layer_norm: bool = False,
     ):
         super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, hidden_dims, 1, orthogonal_init=orthogonal_init)
-        self.q2 = mlp(obs_dim + act_dim, hidden_dims, 1, orthogonal_init=orthogonal_init)
+        kw = {"orthogonal_init": orthogonal_init, "layer_norm": layer_norm}
+        self.q1 = mlp(obs_dim + act_dim, hidden_dims, 1, **kw)
+        self.q2 = mlp(obs_dim + act_dim, hidden_dims, 1, **kw)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, act], dim=-1)
@@ -184,22 +204,29 @@ def stacked_mlp(
     weights: Sequence[torch.Tensor],
     biases: Sequence[torch.Tensor],
     masks: Sequence[torch.Tensor] | None = None,
+    norms: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``E`` independent ReLU MLPs: ``x [E, B, in]`` -> ``[E, B, out]``; weights ``[E, in, out]``,
-    biases ``[E, 1, out]``; ``masks`` (one ``[E, B, width]`` per hidden layer, scaled by
-    1/(1-p)) apply dropout after each hidden ReLU."""
+    biases ``[E, 1, out]``; ``norms`` (scale and shift ``[E, 1, width]`` per hidden layer, in
+    turn) apply a LayerNorm with each network's own affine after each hidden ReLU; ``masks``
+    (one ``[E, B, width]`` per hidden layer, scaled by 1/(1-p)) apply dropout after that."""
     last = len(weights) - 1
     for i, (w, b) in enumerate(zip(weights, biases)):
         x = torch.baddbmm(b, x, w)
         if i < last:
             x = torch.relu(x)
+            if norms:
+                scale, shift = norms[2 * i], norms[2 * i + 1]
+                x = F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS) * scale + shift
             if masks is not None:
                 x = x * masks[i]
     return x
 
 
 class StackedMLP(nn.Module):
-    """``E`` MLPs held as stacked parameters; :func:`stacked_mlp` computes them.
+    """``E`` MLPs held as stacked parameters; :func:`stacked_mlp` computes them. With
+    ``layer_norm`` each hidden layer has a LayerNorm of its own per network (scale 1, shift 0
+    at the start, as nn.LayerNorm).
 
     The parameters are made on ``device`` tensor by tensor (never ``Module.to``), so the same
     code builds them as fake CUDA tensors in the CPU proofs of the GPU path."""
@@ -209,6 +236,7 @@ class StackedMLP(nn.Module):
         members: Sequence[Sequence[Layer]],
         device: str | torch.device = "cpu",
         requires_grad: bool = True,
+        layer_norm: bool = False,
     ):
         super().__init__()
         depth = len(members[0])
@@ -223,16 +251,30 @@ class StackedMLP(nn.Module):
         self.biases = nn.ParameterList(
             stacked([m[i][1][None, :] for m in members]) for i in range(depth)
         )
+        norms = []
+        if layer_norm:
+            for i in range(depth - 1):
+                width = members[0][i][0].shape[0]
+                norms.append(stacked([torch.ones(1, width) for _ in members]))
+                norms.append(stacked([torch.zeros(1, width) for _ in members]))
+        self.norms = nn.ParameterList(norms)
 
-    def params(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        return list(self.weights), list(self.biases)
+    def params(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        return list(self.weights), list(self.biases), list(self.norms)
 
     def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None):
-        return stacked_mlp(x, list(self.weights), list(self.biases), masks)
+        return stacked_mlp(x, list(self.weights), list(self.biases), masks, list(self.norms))
 
     def member_layers(self, e: int) -> list[Layer]:
         """Network ``e``'s layers in nn.Linear's layout (copies)."""
         return [
             (w[e].t().detach().clone(), b[e, 0].detach().clone())
             for w, b in zip(self.weights, self.biases)
+        ]
+
+    def member_norms(self, e: int) -> list[Layer]:
+        """Network ``e``'s LayerNorms as (weight, bias) in nn.LayerNorm's layout (copies)."""
+        return [
+            (self.norms[2 * i][e, 0].detach().clone(), self.norms[2 * i + 1][e, 0].detach().clone())
+            for i in range(len(self.norms) // 2)
         ]

@@ -43,8 +43,8 @@ class IQLAgent:
         self.config = config
         self.step = 0
         c = config
-        self.value = ValueNet(obs_dim, c.hidden_dims)
-        self.q = TwinQ(obs_dim, act_dim, c.hidden_dims)
+        self.value = ValueNet(obs_dim, c.hidden_dims, layer_norm=c.layer_norm)
+        self.q = TwinQ(obs_dim, act_dim, c.hidden_dims, layer_norm=c.layer_norm)
         self.actor = GaussianActor(
             obs_dim, act_dim, c.hidden_dims, c.actor_dropout, c.log_std_min, c.log_std_max
         )

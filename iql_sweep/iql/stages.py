@@ -26,10 +26,12 @@ from iql_sweep.iql.networks import stacked_mlp
 
 
 class Net(NamedTuple):
-    """A stacked MLP's parameters as the stages take them: one tensor per layer."""
+    """A stacked MLP's parameters as the stages take them: one tensor per layer (and the
+    LayerNorms' scales and shifts, in turn, where the network has them)."""
 
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
+    norms: list[torch.Tensor] | None = None
 
 
 class Batch(NamedTuple):
@@ -46,7 +48,7 @@ def twin_q(q: Net, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
     """Both critics of every group: ``[C, 2, B]``."""
     groups = obs.shape[0]
     x = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)
-    return stacked_mlp(x, q.weights, q.biases).squeeze(-1).view(groups, 2, -1)
+    return stacked_mlp(x, q.weights, q.biases, norms=q.norms).squeeze(-1).view(groups, 2, -1)
 
 
 def value_stage(value: Net, q_target: Net, batch: Batch, *, expectile: torch.Tensor):
@@ -56,7 +58,7 @@ def value_stage(value: Net, q_target: Net, batch: Batch, *, expectile: torch.Ten
     obs, act = batch.observations, batch.actions
     with torch.no_grad():
         target_q = twin_q(q_target, obs, act).min(dim=1).values
-    v = stacked_mlp(obs, value.weights, value.biases).squeeze(-1)
+    v = stacked_mlp(obs, value.weights, value.biases, norms=value.norms).squeeze(-1)
     losses = expectile_loss(target_q - v, expectile)
     return losses.sum(), losses.detach(), v.detach().mean(dim=-1), target_q
 
@@ -81,7 +83,7 @@ def actor_stage(
     Returns (loss sum, losses ``[K]``, mean advantage ``[K]``, share of clipped weights ``[K]``)."""
     obs, act = batch.observations, batch.actions
     with torch.no_grad():
-        v = stacked_mlp(obs, value.weights, value.biases).squeeze(-1)
+        v = stacked_mlp(obs, value.weights, value.biases, norms=value.norms).squeeze(-1)
         advantage = (target_q - v)[group_of]  # [K, B]
         weights = awr_weights(advantage, beta, max_weight)
     mean = torch.tanh(stacked_mlp(obs[group_of], actor.weights, actor.biases, dropout_masks))
@@ -97,7 +99,8 @@ def q_stage(q: Net, value: Net, batch: Batch, *, discount: float):
 
     Returns (loss sum, losses ``[C]``, mean of the first Q ``[C]``)."""
     with torch.no_grad():
-        next_v = stacked_mlp(batch.next_observations, value.weights, value.biases).squeeze(-1)
+        next_obs = batch.next_observations
+        next_v = stacked_mlp(next_obs, value.weights, value.biases, norms=value.norms).squeeze(-1)
         target = td_target(batch.rewards, batch.terminals, next_v, discount)
     pair = twin_q(q, batch.observations, batch.actions)
     losses = twin_q_loss(pair[:, 0], pair[:, 1], target)
