@@ -485,14 +485,14 @@ def dataset_content_errors(spec: SweepSpec) -> list[str]:
     """Open every local dataset (shape, finite values, action bounds; the flat cache makes the
     second look free) and check each configuration's batch against its size."""
     from iql_sweep.data.minari_io import load_transitions, local_dataset_ids
-    from iql_sweep.data.ogbench_io import is_ogbench
+    from iql_sweep.data.ogbench_io import files_present, is_ogbench
     from iql_sweep.evaluation import dataset_env_spec
 
     present = set(local_dataset_ids())
     problems = []
     for i, dataset_id in enumerate(spec.datasets):
-        if dataset_id not in present and not is_ogbench(dataset_id):
-            continue  # one the project makes before the trials start
+        if dataset_id not in present and not (is_ogbench(dataset_id) and files_present(dataset_id)):
+            continue  # one the project makes or downloads before the trials start
         try:
             data = load_transitions(dataset_id)
             size = data.size
@@ -523,6 +523,7 @@ def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
     from iql_sweep.data.generators import name_for_id
     from iql_sweep.data.minari_io import _ID_RE, local_dataset_ids
     from iql_sweep.data.ogbench_io import OGBenchTask, check_files, is_ogbench
+    from iql_sweep.data.remote import ogbench_offered
 
     present = set(local_dataset_ids())
     problems = []
@@ -532,9 +533,13 @@ def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
             first = spec.datasets.index(dataset_id)
             problems.append(f"{where}: {dataset_id!r} repeats datasets[{first}]; list it once")
             continue
-        if is_ogbench(dataset_id):  # OGBench's files, in OGBench's folder (no download yet)
+        if is_ogbench(dataset_id):  # OGBench's files here, else on OGBench's mirror
             try:
-                check_files(OGBenchTask.parse(dataset_id))
+                task = OGBenchTask.parse(dataset_id)
+                if all(path.is_file() for path in task.files):
+                    check_files(task)
+                elif remote:
+                    ogbench_offered(dataset_id)
             except IQLSweepError as err:
                 problems.append(f"{where}: {err}")
             continue

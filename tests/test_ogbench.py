@@ -4,10 +4,15 @@ refused naming the file; a short run trains and scores by success rate."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import ogbench  # the ogbench extra, installed by scripts/setup.sh --dev
 import pytest
 import torch
+import yaml
 
 from iql_sweep.data.minari_io import load_transitions
 from iql_sweep.data.ogbench_io import OGBenchTask
@@ -15,6 +20,7 @@ from iql_sweep.data.profile import DatasetProfile
 from iql_sweep.errors import DatasetError, DatasetNotFoundError
 from iql_sweep.training import cli_trial, train
 from iql_sweep.trial_config import RunSettings
+from tests.hub_standin import HubStandIn
 from tests.ogbench_files import write_ogbench
 
 MAZE = "ogbench/pointmaze-medium-navigate-singletask-task1-v0"
@@ -170,3 +176,69 @@ def test_train_says_where_the_files_go_before_any_work(ogbench_dir):
     assert "pointmaze-medium-navigate-v0.npzismissing" in text
     assert "ogbench.download_datasets(['pointmaze-medium-navigate-v0']" in text
     assert "Traceback" not in result.output
+
+
+def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "iql_sweep.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )
+
+
+def test_download_from_a_stand_in_mirror_and_validate_against_it(tmp_path):
+    """OGBench's files from a Hugging Face dataset repository (a stand-in hub on 127.0.0.1, the
+    files in a folder of the repository) into OGBench's folder, byte for byte; a spec naming the
+    task validates where the mirror offers it and is refused in one line where it is unreachable."""
+    hub_root = tmp_path / "hub"
+    data_name = "pointmaze-medium-navigate-v0"
+    published = hub_root / "zhouzypaul" / "ogbench_datasets" / "data"
+    write_ogbench(published, data_name, episodes=2, steps=30)
+    folder = tmp_path / "ogbench"
+    spec = {
+        "name": "ogbench-validate",
+        "datasets": [MAZE],
+        "search": {"grid": {"expectile": [0.7, 0.9]}},
+        "training": {"steps": 100, "eval_every": 50, "eval_episodes": 2},
+        "iql": {"batch_size": 16, "hidden_dims": [32, 32]},
+        "resources": {"cpus_per_trial": 1},
+        "wandb": {"mode": "disabled"},
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    with HubStandIn(hub_root) as hub:
+        env = {
+            "HF_ENDPOINT": hub.endpoint,
+            "HF_HOME": str(tmp_path / "hf_home"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "IQL_SWEEP_OGBENCH_DIR": str(folder),
+            "COLUMNS": "200",  # console lines unwrapped
+        }
+        checked = _cli("validate", str(tmp_path / "spec.yaml"), env=env)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert not folder.exists()  # validation looks, the driver downloads
+        got = _cli("datasets", "download", MAZE, env=env)
+        assert got.returncode == 0, got.stdout + got.stderr
+        assert (
+            f"downloaded {MAZE}" in got.stdout and "hf://zhouzypaul/ogbench_datasets" in got.stdout
+        )
+        for name in (f"{data_name}.npz", f"{data_name}-val.npz"):
+            assert (folder / name).read_bytes() == (published / name).read_bytes()
+            assert any(r.endswith(f"/resolve/main/data/{name}") for r in hub.requests)
+        assert sorted(p.name for p in folder.iterdir()) == [
+            f"{data_name}-val.npz",
+            f"{data_name}.npz",
+        ]
+        again = _cli("datasets", "download", MAZE, env=env)
+        assert again.returncode == 0 and "present (--force downloads it again)" in again.stdout
+    closed = {
+        **env,
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "IQL_SWEEP_OGBENCH_DIR": str(tmp_path / "none"),
+    }
+    refused = _cli("validate", str(tmp_path / "spec.yaml"), env=closed)
+    text = " ".join(refused.stderr.split())
+    assert refused.returncode == 2 and "Traceback" not in text, text
+    assert "OGBench's mirror zhouzypaul/ogbench_datasets cannot be reached" in text
+    assert f"iql-sweep datasets download {MAZE}" in text

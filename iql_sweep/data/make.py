@@ -19,7 +19,7 @@ from iql_sweep.data.pointmaze import (
     make_collection_env,
     reference_return,
 )
-from iql_sweep.data.remote import DownloadReport, download
+from iql_sweep.data.remote import DownloadReport, download, download_ogbench
 from iql_sweep.errors import ConfigError
 from iql_sweep.progress import step_progress
 
@@ -134,11 +134,14 @@ def make_dataset(
 
 def ensure_dataset(dataset_id: str, progress: bool = True) -> MakeReport | DownloadReport | None:
     """Bring a missing dataset into the Minari root: make it when the project has its recipe,
-    else download it from Minari's remote; no-op (None) when present. An OGBench id needs its
-    files in OGBench's dataset folder (checked here, with what to do when they are not)."""
+    else download it from Minari's remote; no-op (None) when present. An OGBench id's files are
+    checked in OGBench's dataset folder, else downloaded from OGBench's mirror."""
     if is_ogbench(dataset_id):
-        check_files(OGBenchTask.parse(dataset_id))
-        return None
+        task = OGBenchTask.parse(dataset_id)
+        if all(path.is_file() for path in task.files):
+            check_files(task)
+            return None
+        return download_ogbench(dataset_id)
     if dataset_id in local_dataset_ids():
         return None
     name = name_for_id(dataset_id)

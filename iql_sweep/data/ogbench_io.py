@@ -83,6 +83,14 @@ class OGBenchTask:
         return folder / f"{self.data_name}.npz", folder / f"{self.data_name}-val.npz"
 
 
+def files_present(dataset_id: str) -> bool:
+    """Whether an OGBench id's two files are in OGBench's folder (False for a malformed id)."""
+    try:
+        return all(path.is_file() for path in OGBenchTask.parse(dataset_id).files)
+    except DatasetNotFoundError:
+        return False
+
+
 def needs_button_states(data_name: str) -> bool:
     return data_name.startswith(("scene", "puzzle"))
 

@@ -1,6 +1,7 @@
 """Minari's remote (``$MINARI_REMOTE``, by default the Hugging Face organisation
 ``hf://farama-minari``): is it reachable, what does it offer, download a dataset into the local
-Minari root.
+Minari root. OGBench's files come from a Hugging Face dataset repository
+(``$IQL_SWEEP_OGBENCH_REPO``) through the same probe and messages.
 
 Minari and ``huggingface_hub`` do the listing and the download. What this module adds: one quick
 reachability probe (a TCP connection with a 3 s timeout; without it ``huggingface_hub`` retries a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
 import time
 import warnings
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from iql_sweep.data.minari_io import _ID_RE, dataset_path, local_dataset_ids, minari_root
+from iql_sweep.data.ogbench_io import OGBenchTask, check_files, is_ogbench, ogbench_dir
 from iql_sweep.errors import DatasetNotFoundError, IQLSweepError
 
 DEFAULT_REMOTE = "hf://farama-minari"
@@ -130,6 +133,8 @@ def download(dataset_id: str, force: bool = False) -> DownloadReport | None:
     ``huggingface_hub``); None when it is already local and not ``force``."""
     import minari
 
+    if is_ogbench(dataset_id):
+        return download_ogbench(dataset_id, force)
     if not _ID_RE.match(dataset_id):
         dataset_path(dataset_id)  # raises the id error
     if dataset_id in local_dataset_ids() and not force:
@@ -153,3 +158,94 @@ def download(dataset_id: str, force: bool = False) -> DownloadReport | None:
     folder = minari_root() / dataset_id / "data"
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return DownloadReport(dataset_id, remote, size, time.perf_counter() - start)
+
+
+#: The Hugging Face dataset repository holding OGBench's files: the mirror OGBench's maintainers
+#: pointed users to when their own server went down (OGBench issue #49); another with
+#: ``$IQL_SWEEP_OGBENCH_REPO``.
+DEFAULT_OGBENCH_REPO = "zhouzypaul/ogbench_datasets"
+
+
+def ogbench_repo() -> str:
+    return os.environ.get("IQL_SWEEP_OGBENCH_REPO") or DEFAULT_OGBENCH_REPO
+
+
+def _ogbench_paths(repo: str, names: list[str]) -> dict[str, str]:
+    """Where the repository holds each file (its root or any folder); a clear error if not."""
+    from huggingface_hub import list_repo_files
+
+    try:
+        files = list_repo_files(repo, repo_type="dataset")
+    except Exception as err:  # noqa: BLE001 - network, server and not-found errors
+        raise RemoteUnreachableError(
+            f"listing OGBench's mirror {repo} failed: {type(err).__name__}: {err}",
+            "Set IQL_SWEEP_OGBENCH_REPO to a Hugging Face dataset repository holding OGBench's "
+            "files, or put them in $IQL_SWEEP_OGBENCH_DIR by hand",
+        ) from err
+    found = {}
+    for name in names:
+        matches = sorted(f for f in files if f == name or f.endswith("/" + name))
+        if not matches:
+            raise DatasetNotFoundError(
+                f"dataset: OGBench's mirror {repo} holds no {name}; check the dataset's name, "
+                "or set IQL_SWEEP_OGBENCH_REPO to a repository that holds it"
+            )
+        found[name] = matches[0]
+    return found
+
+
+def ogbench_offered(dataset_id: str) -> None:
+    """Raise unless OGBench's mirror is reachable and holds the id's two files."""
+    task = OGBenchTask.parse(dataset_id)
+    repo = ogbench_repo()
+    _check_ogbench_reachable(repo, dataset_id)
+    _ogbench_paths(repo, [p.name for p in task.files])
+
+
+def _check_ogbench_reachable(repo: str, dataset_id: str) -> None:
+    reason = unreachable_reason("hf://" + repo)
+    if reason is not None:
+        task = OGBenchTask.parse(dataset_id)
+        raise RemoteUnreachableError(
+            f"dataset: {dataset_id!r} has no files in {ogbench_dir()} and OGBench's mirror "
+            f"{repo} cannot be reached ({reason})",
+            f"On a machine with internet run 'iql-sweep datasets download {dataset_id}', then "
+            f"copy {task.data_name}.npz and {task.data_name}-val.npz to {ogbench_dir()} here "
+            "($IQL_SWEEP_OGBENCH_DIR); or point IQL_SWEEP_OGBENCH_REPO/HF_ENDPOINT at a "
+            "reachable mirror",
+        )
+
+
+def download_ogbench(dataset_id: str, force: bool = False) -> DownloadReport | None:
+    """OGBench's two files of the id from the mirror into OGBench's dataset folder (progress
+    bars from ``huggingface_hub``), checked; None when present and not ``force``."""
+    from huggingface_hub import hf_hub_download
+
+    task = OGBenchTask.parse(dataset_id)
+    if all(p.is_file() for p in task.files) and not force:
+        return None
+    repo = ogbench_repo()
+    _check_ogbench_reachable(repo, dataset_id)
+    paths = _ogbench_paths(repo, [p.name for p in task.files])
+    start, size = time.perf_counter(), 0
+    folder = ogbench_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    incoming = folder / ".incoming"  # on the same disk: the files move into place, no copy
+    for target in task.files:
+        try:
+            got = hf_hub_download(
+                repo,
+                paths[target.name],
+                repo_type="dataset",
+                local_dir=incoming,
+                force_download=force,
+            )
+        except Exception as err:  # noqa: BLE001 - network and server errors
+            raise RemoteUnreachableError(
+                f"downloading {target.name} from {repo} failed: {type(err).__name__}: {err}"
+            ) from err
+        os.replace(got, target)
+        size += target.stat().st_size
+    shutil.rmtree(incoming, ignore_errors=True)
+    check_files(task)
+    return DownloadReport(dataset_id, f"hf://{repo}", size, time.perf_counter() - start)
