@@ -330,10 +330,10 @@ def datasets_import_d4rl(
 
 def _obtain(dataset_id: str) -> None:
     """Make or download a dataset that is not local (train and run do this before any work)."""
-    from iql_sweep.data.make import MakeReport, ensure_dataset
+    from iql_sweep.data.make import MakeReport, OGBenchMakeReport, ensure_dataset
 
     report = ensure_dataset(dataset_id)
-    if isinstance(report, MakeReport):
+    if isinstance(report, MakeReport | OGBenchMakeReport):
         console.print(f"made {dataset_id} ({report.steps} steps)")
     elif report is not None:
         console.print(

@@ -523,10 +523,12 @@ def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
     from iql_sweep.data.generators import name_for_id
     from iql_sweep.data.minari_io import _ID_RE, local_dataset_ids
     from iql_sweep.data.ogbench_io import OGBenchTask, check_files, is_ogbench
+    from iql_sweep.data.ogbench_make import LOCAL_TYPE
     from iql_sweep.data.remote import ogbench_offered
 
     present = set(local_dataset_ids())
     problems = []
+    fetched: list[str] = []  # OGBench ids whose files come from the mirror
     for i, dataset_id in enumerate(spec.datasets):
         where = f"datasets[{i}]"
         if dataset_id in spec.datasets[:i]:
@@ -538,8 +540,8 @@ def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
                 task = OGBenchTask.parse(dataset_id)
                 if all(path.is_file() for path in task.files):
                     check_files(task)
-                elif remote:
-                    ogbench_offered(dataset_id)
+                elif remote and task.data_type != LOCAL_TYPE:  # local: made before the trials
+                    fetched.append(dataset_id)
             except IQLSweepError as err:
                 problems.append(f"{where}: {err}")
             continue
@@ -550,6 +552,10 @@ def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
             )
         elif remote and dataset_id not in present and name_for_id(dataset_id) is None:
             problems += _remote_dataset_errors(where, dataset_id)
+    try:  # one probe, one listing and at most one line for them all
+        ogbench_offered(fetched)
+    except IQLSweepError as err:
+        problems.append(str(err))
     return problems
 
 

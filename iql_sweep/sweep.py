@@ -168,7 +168,7 @@ def prepare_datasets(spec: SweepSpec, console: Console) -> None:
     """Once, on the driver and before Ray starts: make the missing datasets the project can
     generate, download the others from Minari's remote (into the shared Minari root), then
     check what arrived as validation checks local datasets."""
-    from iql_sweep.data.make import MakeReport, ensure_dataset
+    from iql_sweep.data.make import MakeReport, OGBenchMakeReport, ensure_dataset
     from iql_sweep.spec import dataset_content_errors
 
     obtained = False
@@ -177,7 +177,7 @@ def prepare_datasets(spec: SweepSpec, console: Console) -> None:
         obtained = obtained or report is not None
         if report is None:
             said = "present"
-        elif isinstance(report, MakeReport):
+        elif isinstance(report, MakeReport | OGBenchMakeReport):
             said = f"was missing; made it ({report.steps} steps, {report.episodes} episodes)"
         else:
             said = (

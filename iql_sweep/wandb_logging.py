@@ -33,6 +33,7 @@ LOGGED_METRICS = (
     "normalized_score_std",
     "return_mean",
     "return_std",
+    "success_rate",  # data scored by success (OGBench): normalized_score is it x 100
     *METRIC_KEYS,
     "updates_per_second",
     # fine-tuning runs: the phase (0 offline, 1 online), environment steps, training returns

@@ -19,11 +19,13 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 @pytest.fixture(scope="session", autouse=True)
 def minari_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test reads and writes datasets under a fresh Minari root, never ~/.minari."""
+    """Every test reads and writes datasets under a fresh Minari root (and OGBench folder),
+    never ~/.minari or ~/.ogbench."""
     root = tmp_path_factory.mktemp("minari_root")
     cache = tmp_path_factory.mktemp("flat_cache")
     os.environ["MINARI_DATASETS_PATH"] = str(root)
     os.environ["IQL_SWEEP_CACHE"] = str(cache)
+    os.environ["IQL_SWEEP_OGBENCH_DIR"] = str(tmp_path_factory.mktemp("ogbench_data"))
     os.environ["WANDB_MODE"] = "offline"
     return root
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import ogbench  # the ogbench extra, installed by scripts/setup.sh --dev
@@ -165,7 +166,9 @@ def test_success_rate_is_the_share_of_episodes_that_reach_the_goal(ogbench_dir):
     assert reached.row()["success_rate"] == 1.0
 
 
-def test_train_says_where_the_files_go_before_any_work(ogbench_dir):
+def test_train_without_the_files_or_the_mirror_says_what_to_do(ogbench_dir):
+    """The files are missing and the mirror unreachable (the tests' closed endpoint): one error
+    before any work, naming both and the ways out."""
     from typer.testing import CliRunner
 
     from iql_sweep.cli import app
@@ -173,8 +176,12 @@ def test_train_says_where_the_files_go_before_any_work(ogbench_dir):
     result = CliRunner().invoke(app, ["train", "--dataset", MAZE, "--device", "cpu"])
     text = "".join(result.output.split())  # the console wraps long paths anywhere
     assert result.exit_code == 2, result.output
-    assert "pointmaze-medium-navigate-v0.npzismissing" in text
-    assert "ogbench.download_datasets(['pointmaze-medium-navigate-v0']" in text
+    assert (
+        "hasnofilesin" in text
+        and "OGBench'smirrorzhouzypaul/ogbench_datasetscannotbereached" in text
+    )
+    assert f"iql-sweepdatasetsdownload{MAZE}" in text
+    assert "pointmaze-medium-navigate-v0.npzandpointmaze-medium-navigate-v0-val.npz" in text
     assert "Traceback" not in result.output
 
 
@@ -242,3 +249,47 @@ def test_download_from_a_stand_in_mirror_and_validate_against_it(tmp_path):
     assert refused.returncode == 2 and "Traceback" not in text, text
     assert "OGBench's mirror zhouzypaul/ogbench_datasets cannot be reached" in text
     assert f"iql-sweep datasets download {MAZE}" in text
+
+
+@pytest.mark.slow
+def test_a_sweep_over_tasks_reports_success_rates_and_task_averages(tmp_path, cli_in_process):
+    """sweeps/ogbench_local.yaml (smoke): its data made before Ray starts, two tasks trained
+    and evaluated by Ray trials; the tables, the page and W&B carry success rates, and the report
+    averages the tasks under their dataset with an interval."""
+    import pandas as pd
+
+    from tests.wandb_files import run_contents
+
+    spec = Path(__file__).resolve().parent.parent / "sweeps" / "ogbench_local.yaml"
+    result = cli_in_process("run", str(spec), "--smoke", "--output", str(tmp_path), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "was missing; made it" in result.output
+    experiment = tmp_path / "ogbench_local-smoke"
+    trials = pd.read_csv(experiment / "report" / "trials.csv")
+    assert len(trials) == 8 and set(trials["status"]) == {"TERMINATED"}
+    assert set(trials["dataset"]) == {
+        "ogbench/pointmaze-medium-local-singletask-task1-v0",
+        "ogbench/pointmaze-medium-local-singletask-task2-v0",
+    }
+    assert trials["last_score"].between(0, 100).all()
+    averages = pd.read_csv(experiment / "report" / "task_averages.csv")
+    assert set(averages["dataset"]) == {"ogbench/pointmaze-medium-local"}
+    assert (averages["tasks"] == "2 of 2").all() and len(averages) == 2  # one per tau
+    for r in averages.itertuples():  # the mean over tasks of each task's mean over seeds
+        mine = trials[trials["expectile"] == r.expectile]
+        by_task = mine.groupby("dataset")["last_score"].mean() / 100
+        assert r.task_average == pytest.approx(by_task.mean())
+        assert r.ci_low <= r.task_average <= r.ci_high
+    report = (experiment / "report" / "report.md").read_text()
+    assert "Task average per OGBench dataset" in report
+    assert "scores are success rates (OGBench's singletask tasks" in report
+    page = (experiment / "report" / "index.html").read_text()
+    assert 'id="task-averages"' in page and "success rates" in page
+    histories = [
+        run_contents(f)[1] for f in (experiment / "wandb").glob("offline-run-*/run-*.wandb")
+    ]
+    assert len(histories) == 8
+    for history in histories:
+        assert [h["_step"] for h in history] == [30, 60]
+        for h in history:
+            assert h["normalized_score"] == pytest.approx(100 * h["success_rate"])

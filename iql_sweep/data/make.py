@@ -12,6 +12,7 @@ import numpy as np
 from iql_sweep.data.generators import GENERATORS, get_generator, name_for_id
 from iql_sweep.data.minari_io import local_dataset_ids, minari_root
 from iql_sweep.data.ogbench_io import OGBenchTask, check_files, is_ogbench
+from iql_sweep.data.ogbench_make import LOCAL_TYPE, OGBenchMakeReport, make_ogbench
 from iql_sweep.data.pointmaze import (
     Corruption,
     collect_pointmaze,
@@ -132,15 +133,20 @@ def make_dataset(
     )
 
 
-def ensure_dataset(dataset_id: str, progress: bool = True) -> MakeReport | DownloadReport | None:
+def ensure_dataset(
+    dataset_id: str, progress: bool = True
+) -> MakeReport | OGBenchMakeReport | DownloadReport | None:
     """Bring a missing dataset into the Minari root: make it when the project has its recipe,
     else download it from Minari's remote; no-op (None) when present. An OGBench id's files are
-    checked in OGBench's dataset folder, else downloaded from OGBench's mirror."""
+    checked in OGBench's dataset folder, else made (type ``local``) or downloaded from OGBench's
+    mirror."""
     if is_ogbench(dataset_id):
         task = OGBenchTask.parse(dataset_id)
         if all(path.is_file() for path in task.files):
             check_files(task)
             return None
+        if task.data_type == LOCAL_TYPE:
+            return make_ogbench(dataset_id)
         return download_ogbench(dataset_id)
     if dataset_id in local_dataset_ids():
         return None

@@ -27,7 +27,8 @@ from iql_sweep.errors import DatasetError, DatasetNotFoundError
 PREFIX = "ogbench/"
 #: ``<env>-<size>-<type>-singletask[-task<N>]-v0`` (env and size may hold dashes: ``puzzle-3x3``)
 _ID_RE = re.compile(
-    r"^ogbench/(?P<data>[a-z0-9]+(?:-[a-z0-9]+)*?-(?:navigate|stitch|explore|play|noisy))"
+    r"^ogbench/(?P<data>(?P<env>[a-z0-9]+(?:-[a-z0-9]+)*?)"
+    r"-(?P<type>navigate|stitch|explore|play|noisy|local))"
     r"-singletask(?:-task(?P<task>[1-5]))?-(?P<version>v\d+)$"
 )
 #: The arrays OGBench's loader reads of every file; ``button_states`` too for scene and puzzle.
@@ -51,6 +52,9 @@ class OGBenchTask:
     data_name: str  # the files' name: antmaze-large-navigate-v0
     env_name: str  # the task's environment: antmaze-large-singletask-task1-v0
     task: int | None  # None: OGBench's default task
+    env_base: str  # antmaze-large
+    data_type: str  # navigate, stitch, explore, play, noisy; local: made by the project
+    version: str  # v0
 
     @classmethod
     def parse(cls, dataset_id: str) -> OGBenchTask:
@@ -59,17 +63,25 @@ class OGBenchTask:
             raise DatasetNotFoundError(
                 f"dataset: {dataset_id!r} is not an OGBench singletask id; they look like "
                 "'ogbench/antmaze-large-navigate-singletask-task1-v0' (a dataset of OGBench, "
-                "'-singletask', an optional '-task1' to '-task5', the version)"
+                "'-singletask', an optional '-task1' to '-task5', the version; the dataset type "
+                "'local' names data the project makes)"
             )
-        data, task, version = match["data"], match["task"], match["version"]
-        env = data.rsplit("-", 1)[0]  # the dataset type removed, as OGBench names its envs
+        data, task, version, env = match["data"], match["task"], match["version"], match["env"]
         suffix = f"-task{task}" if task else ""
         return cls(
             dataset_id,
             f"{data}-{version}",
             f"{env}-singletask{suffix}-{version}",
             int(task) if task else None,
+            env,
+            match["type"],
+            version,
         )
+
+    @property
+    def one_task_id(self) -> str:
+        """The id of the default task of the same files (every task of a dataset shares them)."""
+        return f"{PREFIX}{self.env_base}-{self.data_type}-singletask-{self.version}"
 
     @property
     def name(self) -> str:

@@ -194,26 +194,39 @@ def _ogbench_paths(repo: str, names: list[str]) -> dict[str, str]:
     return found
 
 
-def ogbench_offered(dataset_id: str) -> None:
-    """Raise unless OGBench's mirror is reachable and holds the id's two files."""
-    task = OGBenchTask.parse(dataset_id)
+def ogbench_offered(dataset_ids: list[str]) -> None:
+    """Raise unless OGBench's mirror is reachable and holds every id's two files (one probe and
+    one listing for all; one error for all when it cannot be reached)."""
+    tasks = [OGBenchTask.parse(d) for d in dataset_ids]
+    if not tasks:
+        return
     repo = ogbench_repo()
-    _check_ogbench_reachable(repo, dataset_id)
-    _ogbench_paths(repo, [p.name for p in task.files])
+    _check_ogbench_reachable(repo, dataset_ids)
+    _ogbench_paths(repo, sorted({p.name for task in tasks for p in task.files}))
 
 
-def _check_ogbench_reachable(repo: str, dataset_id: str) -> None:
+def _check_ogbench_reachable(repo: str, dataset_ids: list[str]) -> None:
     reason = unreachable_reason("hf://" + repo)
-    if reason is not None:
-        task = OGBenchTask.parse(dataset_id)
-        raise RemoteUnreachableError(
-            f"dataset: {dataset_id!r} has no files in {ogbench_dir()} and OGBench's mirror "
-            f"{repo} cannot be reached ({reason})",
-            f"On a machine with internet run 'iql-sweep datasets download {dataset_id}', then "
-            f"copy {task.data_name}.npz and {task.data_name}-val.npz to {ogbench_dir()} here "
-            "($IQL_SWEEP_OGBENCH_DIR); or point IQL_SWEEP_OGBENCH_REPO/HF_ENDPOINT at a "
-            "reachable mirror",
-        )
+    if reason is None:
+        return
+    tasks = [OGBenchTask.parse(d) for d in dataset_ids]
+    first = tasks[0]
+    one_per_file = list(dict.fromkeys(t.one_task_id for t in tasks))
+    which = (
+        f"dataset: {dataset_ids[0]!r} has"
+        if len(dataset_ids) == 1
+        else f"datasets: {len(dataset_ids)} OGBench datasets ({dataset_ids[0]!r}, ...) have"
+    )
+    raise RemoteUnreachableError(
+        f"{which} no files in {ogbench_dir()} and OGBench's mirror {repo} cannot be reached "
+        f"({reason})",
+        f"On a machine with internet run 'iql-sweep datasets download {' '.join(one_per_file)}' "
+        f"(a dataset's tasks share its files), then copy the files ({first.data_name}.npz and "
+        f"{first.data_name}-val.npz{', ...' if len(one_per_file) > 1 else ''}) to "
+        f"{ogbench_dir()} here ($IQL_SWEEP_OGBENCH_DIR); or point IQL_SWEEP_OGBENCH_REPO/"
+        "HF_ENDPOINT at a reachable mirror; or run sweeps/ogbench_local.yaml on data the "
+        "project makes",
+    )
 
 
 def download_ogbench(dataset_id: str, force: bool = False) -> DownloadReport | None:
@@ -225,7 +238,7 @@ def download_ogbench(dataset_id: str, force: bool = False) -> DownloadReport | N
     if all(p.is_file() for p in task.files) and not force:
         return None
     repo = ogbench_repo()
-    _check_ogbench_reachable(repo, dataset_id)
+    _check_ogbench_reachable(repo, [dataset_id])
     paths = _ogbench_paths(repo, [p.name for p in task.files])
     start, size = time.perf_counter(), 0
     folder = ogbench_dir()

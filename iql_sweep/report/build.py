@@ -220,8 +220,8 @@ def markdown(summary: pd.DataFrame) -> str:
             lines.append(f"| {tau:g} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     legend = (
-        "Cells: mean ± std over seeds of the last evaluation's normalised score; "
-        "best = mean over seeds of each seed's best evaluation."
+        "Cells: mean ± std over seeds of the last evaluation's normalised score (OGBench's "
+        "tasks: the success rate × 100); best = mean over seeds of each seed's best evaluation."
     )
     if "finetuned_mean" in summary:
         lines = [
@@ -298,6 +298,8 @@ def write_report(experiment: Path, reps: int = stats.DEFAULT_REPS, seed: int = 0
             "profiles.csv": agg.profiles,
             "completeness.csv": agg.completeness,
         }
+        if len(agg.task_averages):
+            tables["task_averages.csv"] = agg.task_averages
         for name, table in tables.items():
             atomic_write(folder / name, lambda p, t=table: t.to_csv(p, index=False))
     text = markdown(summary)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iql_sweep.report.tables import ALL, Aggregates
+from iql_sweep.report.tables import ALL, Aggregates, score_scale
 
 PAGE = "index.html"
 PLOTS = (
@@ -71,6 +71,11 @@ def _image(folder: Path, name: str, caption: str) -> str:
     )
 
 
+def _scale_note(trials: pd.DataFrame) -> str:
+    datasets = list(dict.fromkeys(trials["dataset"])) if len(trials) else []
+    return f"Scores: {score_scale(datasets)}; the summary shows them × 100."
+
+
 def write_page(
     folder: Path,
     name: str,
@@ -89,8 +94,7 @@ def write_page(
         f"<style>{STYLE}</style></head><body>",
         f"<h1>iql-sweep report: {html.escape(name)}</h1>",
         f'<p class="note">{len(trials)} configurations ({html.escape(counts)}); written '
-        f"{time.strftime('%Y-%m-%d %H:%M:%S')}. Scores are D4RL-normalised (0 = random, "
-        "100 = the expert reference).</p>",
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}. {html.escape(_scale_note(trials))}</p>",
         "<h2>Summary: mean ± std over seeds</h2>",
         _table(summary, "summary", digits=2),
     ]
@@ -102,6 +106,14 @@ def write_page(
             "only.</p>",
             "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in agg.notes) + "</ul>",
             _table(_interval_table(agg), "intervals"),
+            *(
+                [
+                    "<h3>Task average per OGBench dataset (success rate, last evaluation)</h3>",
+                    _table(agg.task_averages, "task-averages", digits=2),
+                ]
+                if len(agg.task_averages)
+                else []
+            ),
             "<h3>Probability of improvement (each searched setting against its baseline)</h3>",
             _table(agg.improvement, "improvement"),
             "<h3>The best configuration against each other one</h3>",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from iql_sweep.data.ogbench_io import OGBenchTask, is_ogbench
 from iql_sweep.report import stats
 
 SCORES = {"last": "last_score", "best": "best_score"}
@@ -38,6 +39,9 @@ class Aggregates:
     reps: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    #: per benchmark dataset whose tasks are separate ids (OGBench) x configuration: the mean
+    #: over its tasks of each task's mean over seeds, with its stratified-bootstrap interval
+    task_averages: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def label(config: dict[str, Any]) -> str:
@@ -142,7 +146,58 @@ def compute(
         seed=seed,
     )
     agg.notes = _notes(completeness, datasets)
+    agg.task_averages = _task_averages(scores_of, datasets, reps, seed)
     return agg
+
+
+def task_groups(datasets: list[str]) -> dict[str, list[str]]:
+    """OGBench's datasets and their task ids among ``datasets`` (OGBench reports a dataset's
+    score as the average over its five tasks)."""
+    groups: dict[str, list[str]] = {}
+    for d in datasets:
+        if is_ogbench(d):
+            task = OGBenchTask.parse(d)
+            groups.setdefault(f"ogbench/{task.env_base}-{task.data_type}", []).append(d)
+    return groups
+
+
+def _task_averages(scores_of, datasets: list[str], reps: int, seed: int) -> pd.DataFrame:
+    rows = []
+    groups = task_groups(datasets)
+    for (name, kind), (config, scores) in scores_of.items():
+        if kind != "last":
+            continue
+        for group, tasks in groups.items():
+            mine = {t: scores[t] for t in tasks if t in scores}
+            if not mine:
+                continue
+            est = stats.interval(mine, stats.mean, reps, seed)
+            rows.append(
+                {
+                    "dataset": group,
+                    **config,
+                    "configuration": name,
+                    "task_average": est.estimate,
+                    "ci_low": est.low,
+                    "ci_high": est.high,
+                    "tasks": f"{len(mine)} of {len(tasks)}",
+                    "runs": _runs(mine),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def score_scale(datasets: list[str]) -> str:
+    """What the report's scores (/ 100) are, for the datasets it holds."""
+    ogbench = [d for d in datasets if is_ogbench(d)]
+    if ogbench and len(ogbench) == len(datasets):
+        return "success rates (OGBench's singletask tasks; 1 = every episode succeeded)"
+    if ogbench:
+        return (
+            "normalised scores / 100 (D4RL's: 1 = the expert reference; OGBench's tasks: the "
+            "success rate)"
+        )
+    return "normalised scores / 100 (1 = the expert reference)"
 
 
 def _pair(first, second, reps, seed, **info) -> dict[str, Any] | None:
@@ -297,14 +352,34 @@ def _cell(row) -> str:
 
 def markdown(agg: Aggregates) -> str:
     """The report's statistics sections."""
+    datasets = list(dict.fromkeys(agg.completeness["dataset"])) if len(agg.completeness) else []
     head = (
         f"95 % stratified-bootstrap intervals ({agg.reps} resamples, seed {agg.seed}); scores "
-        "are normalised scores / 100 (1 = the expert reference); finished runs only."
+        f"are {score_scale(datasets)}; finished runs only."
     )
     parts = ["## Interval estimates over seeds", "", head, ""]
     parts += [f"- {note}" for note in agg.notes] + [""]
     if agg.intervals.empty:
         return "\n".join(parts)
+    if len(agg.task_averages):
+        groups = list(dict.fromkeys(agg.task_averages["dataset"]))
+        parts += [
+            "### Task average per OGBench dataset, last evaluation",
+            "",
+            "The mean over a dataset's tasks of each task's mean success rate over seeds (how "
+            "OGBench reports a dataset), with its interval (seeds resampled within each task).",
+            "",
+            "| configuration | " + " | ".join(groups) + " |",
+            "|---" * (len(groups) + 1) + "|",
+        ]
+        for name, block in agg.task_averages.groupby("configuration", sort=False):
+            by = {
+                r.dataset: f"{r.task_average:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] "
+                f"({r.tasks} tasks)"
+                for r in block.itertuples()
+            }
+            parts.append(f"| {name} | " + " | ".join(by.get(g, "—") for g in groups) + " |")
+        parts.append("")
     ints = agg.intervals[agg.intervals["score"] == "last"]
     pooled = ints[ints["scope"] == ALL]
     metrics = ["iqm", "mean", "median", "optimality_gap"]
