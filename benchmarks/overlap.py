@@ -20,75 +20,24 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' dataset writers
+
 OUT = Path(__file__).resolve().parent / "results" / "overlap.json"
 ANTMAZE_ID = "D4RL/antmaze/umaze-v1"
-UMAZE = [[1, 1, 1, 1, 1], [1, "g", 0, 0, 1], [1, 1, 1, 0, 1], [1, "r", 0, 0, 1], [1, 1, 1, 1, 1]]
 
 
 def write_antmaze(episodes: int = 20, horizon: int = 700) -> str:
-    """Random-action AntMaze episodes, written by Minari's writer with the real evaluation env
-    and D4RL's reference scores, under the D4RL id (its preset and the paper's horizon)."""
-    import gymnasium as gym
-    import minari
-    import numpy as np
-    from minari.data_collector import EpisodeBuffer
+    """Random-action AntMaze episodes in Minari's port of D4RL's umaze, written with Minari's
+    writer, the real evaluation env and D4RL's reference scores (the layout tests' writer)."""
+    from tests.test_d4rl_layouts import write_port
 
-    from iql_sweep.data.profile import DatasetProfile
-    from iql_sweep.envs import register_robotics_envs
-
-    register_robotics_envs()
-    env = gym.make(  # as Minari's port of D4RL's umaze sets it up
-        "AntMaze_UMaze-v4",
-        max_episode_steps=horizon,
-        maze_map=UMAZE,
-        continuing_task=True,
-        reset_target=False,
-    )
-    env.action_space.seed(0)
-    buffers = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=episode)
-        steps = [obs]
-        actions, rewards, terms, truncs = [], [], [], []
-        while True:
-            action = env.action_space.sample()
-            obs, reward, terminated, truncated, _ = env.step(action)
-            steps.append(obs)
-            actions.append(action)
-            rewards.append(reward)
-            terms.append(terminated)
-            truncs.append(truncated)
-            if terminated or truncated:
-                break
-        observations = {k: np.stack([o[k] for o in steps]) for k in steps[0]}
-        buffers.append(
-            EpisodeBuffer(
-                id=episode,
-                observations=observations,
-                actions=np.stack(actions),
-                rewards=np.asarray(rewards, dtype=np.float64),
-                terminations=np.asarray(terms),
-                truncations=np.asarray(truncs),
-            )
-        )
-    low, high = DatasetProfile.from_id(ANTMAZE_ID).d4rl_scores
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        minari.create_dataset_from_buffers(
-            dataset_id=ANTMAZE_ID,
-            buffer=buffers,
-            env=env.spec,
-            eval_env=env.spec,
-            ref_min_score=low,
-            ref_max_score=high,
-            algorithm_name="random actions (iql-sweep overlap benchmark)",
-        )
+    write_port(ANTMAZE_ID, episodes=episodes, steps=horizon)
     return ANTMAZE_ID
 
 
