@@ -180,9 +180,18 @@ def test_train_without_the_files_or_the_mirror_says_what_to_do(ogbench_dir):
         "hasnofilesin" in text
         and "OGBench'smirrorzhouzypaul/ogbench_datasetscannotbereached" in text
     )
-    assert f"iql-sweepdatasetsdownload{MAZE}" in text
+    assert "iql-sweepdatasetsdownloadogbench/pointmaze-medium-navigate-singletask-v0" in text
     assert "pointmaze-medium-navigate-v0.npzandpointmaze-medium-navigate-v0-val.npz" in text
     assert "Traceback" not in result.output
+    # with the files in place the same command trains and scores by success rate
+    write_ogbench(ogbench_dir, "pointmaze-medium-navigate-v0", episodes=3, steps=40)
+    args = ["--steps", "40", "--eval-every", "20", "--eval-episodes", "2", "--batch-size", "32"]
+    args += ["--out", str(ogbench_dir.parent / "run"), "--no-progress"]
+    ran = CliRunner().invoke(app, ["train", "--dataset", MAZE, "--device", "cpu", *args])
+    assert ran.exit_code == 0, ran.output
+    assert "final normalized score 0.0 (return -1000.00) after 40 steps" in " ".join(
+        ran.output.split()
+    )
 
 
 def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -248,7 +257,7 @@ def test_download_from_a_stand_in_mirror_and_validate_against_it(tmp_path):
     text = " ".join(refused.stderr.split())
     assert refused.returncode == 2 and "Traceback" not in text, text
     assert "OGBench's mirror zhouzypaul/ogbench_datasets cannot be reached" in text
-    assert f"iql-sweep datasets download {MAZE}" in text
+    assert "iql-sweep datasets download ogbench/pointmaze-medium-navigate-singletask-v0" in text
 
 
 @pytest.mark.slow
@@ -293,3 +302,37 @@ def test_a_sweep_over_tasks_reports_success_rates_and_task_averages(tmp_path, cl
         assert [h["_step"] for h in history] == [30, 60]
         for h in history:
             assert h["normalized_score"] == pytest.approx(100 * h["success_rate"])
+
+
+def test_the_shipped_spec_validates_where_the_mirror_offers_its_files(tmp_path):
+    """sweeps/ogbench_singletask.yaml (25 tasks of 5 datasets): valid where the mirror holds the
+    five datasets' files, refused in one line where the mirror cannot be reached."""
+    from iql_sweep.data.ogbench_make import write_trajectories
+
+    spec = Path(__file__).resolve().parent.parent / "sweeps" / "ogbench_singletask.yaml"
+    data_names = sorted(
+        {OGBenchTask.parse(d).data_name for d in yaml.safe_load(spec.read_text())["datasets"]}
+    )
+    assert len(data_names) == 5
+    published = tmp_path / "hub" / "zhouzypaul" / "ogbench_datasets"
+    for name in data_names:
+        task = OGBenchTask.parse(f"ogbench/{name[: -len('-v0')]}-singletask-v0")
+        env_id = f"{task.env_base}-{task.version}"
+        for suffix in ("", "-val"):
+            write_trajectories(published / f"{name}{suffix}.npz", env_id, 1, 3, 0, planner=False)
+    env = {
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "IQL_SWEEP_OGBENCH_DIR": str(tmp_path / "ogbench"),
+        "COLUMNS": "200",
+    }
+    with HubStandIn(tmp_path / "hub") as hub:
+        ok = _cli("validate", str(spec), env={**env, "HF_ENDPOINT": hub.endpoint})
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "valid ogbench_singletask: 300 configurations in 25 Ray trials" in ok.stdout
+    refused = _cli("validate", str(spec), env={**env, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    problems = [line for line in refused.stderr.splitlines() if line.lstrip().startswith("- ")]
+    assert refused.returncode == 2 and len(problems) == 1, refused.stderr
+    text = " ".join(refused.stderr.split())
+    assert (
+        "25 OGBench datasets" in problems[0] and "mirror zhouzypaul/ogbench_datasets cannot" in text
+    )

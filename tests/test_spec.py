@@ -126,8 +126,9 @@ def test_every_problem_is_reported_at_once(umaze_id):
 @pytest.mark.parametrize("name", sorted(p.name for p in SWEEPS.glob("*.yaml")))
 def test_shipped_specs_are_valid(umaze_id, name):
     """Specs on the project's own datasets validate fully here; the D4RL ones (Minari's remote)
-    validate fully against the stand-in hub in test_remote.py, and here without datasets."""
-    remote = "D4RL/" in (SWEEPS / name).read_text()
+    and OGBench's (its mirror) validate fully against the stand-in hub in test_remote.py and
+    test_ogbench.py, and here without datasets."""
+    remote = "D4RL/" in (SWEEPS / name).read_text() or name == "ogbench_singletask.yaml"
     spec = load_spec(SWEEPS / name, check_datasets=not remote)
     if spec.search.grid is not None:  # counted from the trials the grid really makes
         trials = spec.trial_configs()
