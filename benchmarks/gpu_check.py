@@ -10,7 +10,8 @@ AntMaze's shapes (observation 29 + 2 goal dims, 8-d actions), 1M rows, batch 256
 
 Checks, one line each, the JSON (``--out``) rewritten after every one:
 
-1. graph vs eager, one configuration and a pack with dropout and shared critics: relative
+1. graph vs eager, one configuration, a pack with dropout and shared critics, and a pack with
+   LayerNorm in V and Q (the ogbench preset at the check's widths): relative
    difference, update counters, the cosine learning rate at a max_steps small enough to move;
    the graph really engaged (never a compiled fallback reported as "graph");
 2. CPU eager vs CUDA eager on the same batches;
@@ -240,7 +241,8 @@ def main() -> None:  # noqa: C901 - one script, one check after the other
     # 1. graph vs eager, with the cosine schedule moving (max_steps small)
     def versus_eager() -> dict:
         out, ok = {}, True
-        for label, preset, members in (("K=1", "antmaze", one), ("pack", "kitchen", pack)):
+        cases = (("K=1", "antmaze", one), ("pack", "kitchen", pack), ("LayerNorm", "ogbench", pack))
+        for label, preset, members in cases:
             cfg = config(preset, max_steps=60)
             a, b = build(cfg, members, "eager"), build(cfg, members, fast)
             for n in (5, 20, 15):  # several calls: warm-up, capture, replays

@@ -277,6 +277,34 @@ def datasets_list(
             row.append(f"yes ({meta.get('total_steps', '?')} steps)" if meta else "no")
         table.add_row(*row)
     console.print(table)
+    _list_ogbench(remote)
+
+
+def _list_ogbench(remote: bool) -> None:
+    """OGBench's datasets in OGBench's folder and (--remote) on its mirror, as task ids."""
+    from iql_sweep.data.ogbench_io import local_data_names, ogbench_dir, singletask_ids
+    from iql_sweep.data.remote import ogbench_remote_data_names, ogbench_repo
+
+    present, offered, note = set(local_data_names()), set(), ""
+    if remote:
+        try:
+            offered = set(ogbench_remote_data_names())
+        except IQLSweepError as err:
+            note = f" ({err})"
+    if not (present or offered or note):
+        return
+    title = f"OGBench folder: {ogbench_dir()}" + (
+        f"; mirror: hf://{ogbench_repo()}{note}" if remote else ""
+    )
+    table = Table(title=title)
+    table.add_column("dataset ids (a dataset's tasks share its files)")
+    table.add_column("present")
+    if remote:
+        table.add_column("on the mirror")
+    for name in sorted(present | offered):
+        row = [singletask_ids(name), "yes" if name in present else "no"]
+        table.add_row(*row, *(["yes" if name in offered else "no"] if remote else []))
+    console.print(table)
 
 
 @datasets_app.command("download")

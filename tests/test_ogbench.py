@@ -248,6 +248,10 @@ def test_download_from_a_stand_in_mirror_and_validate_against_it(tmp_path):
         ]
         again = _cli("datasets", "download", MAZE, env=env)
         assert again.returncode == 0 and "present (--force downloads it again)" in again.stdout
+        listed = _cli("datasets", "list", "--remote", env={**env, "MINARI_REMOTE": "hf://none"})
+        text = " ".join(listed.stdout.split())
+        assert "mirror: hf://zhouzypaul/ogbench_datasets" in text, listed.stdout + listed.stderr
+        assert "ogbench/pointmaze-medium-navigate-singletask[-task1..5]-v0 │ yes │ yes" in text
     closed = {
         **env,
         "HF_ENDPOINT": "http://127.0.0.1:9",
@@ -336,3 +340,28 @@ def test_the_shipped_spec_validates_where_the_mirror_offers_its_files(tmp_path):
     assert (
         "25 OGBench datasets" in problems[0] and "mirror zhouzypaul/ogbench_datasets cannot" in text
     )
+
+
+def test_validate_refuses_a_damaged_file_naming_it(ogbench_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from iql_sweep.cli import app
+
+    train_file, _ = write_ogbench(ogbench_dir, "pointmaze-medium-navigate-v0", episodes=2, steps=20)
+    spec = {
+        "name": "damaged",
+        "datasets": [MAZE, MAZE.replace("task1", "task2")],
+        "search": {"grid": {"expectile": [0.7]}},
+        "training": {"steps": 100, "eval_every": 50, "eval_episodes": 2},
+        "iql": {"batch_size": 16},
+        "wandb": {"mode": "disabled"},
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    valid = CliRunner().invoke(app, ["validate", str(tmp_path / "spec.yaml")])
+    assert valid.exit_code == 0, valid.output
+    train_file.write_bytes(train_file.read_bytes()[:1000])
+    refused = CliRunner().invoke(app, ["validate", str(tmp_path / "spec.yaml")])
+    text = "".join(refused.output.split())
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert text.count("pointmaze-medium-navigate-v0.npzcannotberead") == 2  # both tasks' files
+    assert "truncatedordamaged" in text

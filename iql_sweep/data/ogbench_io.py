@@ -95,6 +95,31 @@ class OGBenchTask:
         return folder / f"{self.data_name}.npz", folder / f"{self.data_name}-val.npz"
 
 
+def data_names(files: list[str]) -> list[str]:
+    """OGBench datasets (``antmaze-large-navigate-v0``) whose training and validation files are
+    both among ``files`` (names or paths)."""
+    names = {Path(f).name for f in files}
+    return sorted(
+        n[: -len(".npz")]
+        for n in names
+        if n.endswith(".npz")
+        and not n.endswith("-val.npz")
+        and n.replace(".npz", "-val.npz") in names
+    )
+
+
+def singletask_ids(data_name: str) -> str:
+    """How a dataset's tasks are named here: ``ogbench/<name>-singletask[-task1..5]-<version>``."""
+    base, version = data_name.rsplit("-", 1)
+    return f"{PREFIX}{base}-singletask[-task1..5]-{version}"
+
+
+def local_data_names() -> list[str]:
+    """The OGBench datasets whose two files are in OGBench's folder."""
+    folder = ogbench_dir()
+    return data_names([p.name for p in folder.glob("*.npz")]) if folder.is_dir() else []
+
+
 def files_present(dataset_id: str) -> bool:
     """Whether an OGBench id's two files are in OGBench's folder (False for a malformed id)."""
     try:

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from iql_sweep.data.minari_io import _ID_RE, dataset_path, local_dataset_ids, minari_root
-from iql_sweep.data.ogbench_io import OGBenchTask, check_files, is_ogbench, ogbench_dir
+from iql_sweep.data.ogbench_io import (
+    OGBenchTask,
+    check_files,
+    data_names,
+    is_ogbench,
+    ogbench_dir,
+)
 from iql_sweep.errors import DatasetNotFoundError, IQLSweepError
 
 DEFAULT_REMOTE = "hf://farama-minari"
@@ -192,6 +198,22 @@ def _ogbench_paths(repo: str, names: list[str]) -> dict[str, str]:
             )
         found[name] = matches[0]
     return found
+
+
+def ogbench_remote_data_names() -> list[str]:
+    """The OGBench datasets the mirror holds both files of (one probe, one listing)."""
+    from huggingface_hub import list_repo_files
+
+    repo = ogbench_repo()
+    reason = unreachable_reason("hf://" + repo)
+    if reason is not None:
+        raise RemoteUnreachableError(f"OGBench's mirror {repo} cannot be reached ({reason})")
+    try:
+        return data_names(list_repo_files(repo, repo_type="dataset"))
+    except Exception as err:  # noqa: BLE001 - network, server and not-found errors
+        raise RemoteUnreachableError(
+            f"listing OGBench's mirror {repo} failed: {type(err).__name__}: {err}"
+        ) from err
 
 
 def ogbench_offered(dataset_ids: list[str]) -> None:
