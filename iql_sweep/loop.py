@@ -145,6 +145,9 @@ class TrainingLoop:
             self.collector.load_state_dict(loop["collector"], self.learner.buffer)
 
     # --- the schedule --------------------------------------------------------------------------
+    def _phase(self, step: int) -> str:
+        return "online" if step > self.trial.run.steps else "offline"
+
     def _next_evaluation(self, step: int) -> int:
         run = self.trial.run
         target = min((step // run.eval_every + 1) * run.eval_every, run.total_updates)
@@ -172,7 +175,7 @@ class TrainingLoop:
         """Each live member's mean metrics since the last evaluation (one host read), and the
         number of updates they cover; members whose metrics are not finite are stopped."""
         means, count = self.learner.pop_metrics()
-        phase = "online" if step > self.trial.run.steps else "offline"
+        phase = self._phase(step)
         rows = {}
         for k in range(self.learner.num_members):
             if k in self.failed:
@@ -303,10 +306,9 @@ class TrainingLoop:
             self.history[k].append(row)
         if pending.state is not None:
             pending.state["loop"]["history"] = self.history
-        phase = "online" if pending.step > self.trial.run.steps else "offline"
         result = Evaluation(
             pending.step,
-            phase,
+            self._phase(pending.step),
             pending.rows,
             pending.failed,
             pending.state,

@@ -538,7 +538,7 @@ def _dataset_errors(spec: SweepSpec, remote: bool = True) -> list[str]:
         if is_ogbench(dataset_id):  # OGBench's files here, else on OGBench's mirror
             try:
                 task = OGBenchTask.parse(dataset_id)
-                if all(path.is_file() for path in task.files):
+                if task.present:
                     check_files(task)
                 elif remote and task.data_type != LOCAL_TYPE:  # local: made before the trials
                     fetched.append(dataset_id)

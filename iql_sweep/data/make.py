@@ -142,7 +142,7 @@ def ensure_dataset(
     mirror."""
     if is_ogbench(dataset_id):
         task = OGBenchTask.parse(dataset_id)
-        if all(path.is_file() for path in task.files):
+        if task.present:
             check_files(task)
             return None
         if task.data_type == LOCAL_TYPE:

@@ -94,6 +94,11 @@ class OGBenchTask:
         folder = ogbench_dir()
         return folder / f"{self.data_name}.npz", folder / f"{self.data_name}-val.npz"
 
+    @property
+    def present(self) -> bool:
+        """Both files are in OGBench's dataset folder."""
+        return all(path.is_file() for path in self.files)
+
 
 def data_names(files: list[str]) -> list[str]:
     """OGBench datasets (``antmaze-large-navigate-v0``) whose training and validation files are
@@ -123,7 +128,7 @@ def local_data_names() -> list[str]:
 def files_present(dataset_id: str) -> bool:
     """Whether an OGBench id's two files are in OGBench's folder (False for a malformed id)."""
     try:
-        return all(path.is_file() for path in OGBenchTask.parse(dataset_id).files)
+        return OGBenchTask.parse(dataset_id).present
     except DatasetNotFoundError:
         return False
 

@@ -176,18 +176,23 @@ def ogbench_repo() -> str:
     return os.environ.get("IQL_SWEEP_OGBENCH_REPO") or DEFAULT_OGBENCH_REPO
 
 
-def _ogbench_paths(repo: str, names: list[str]) -> dict[str, str]:
-    """Where the repository holds each file (its root or any folder); a clear error if not."""
+def _mirror_files(repo: str) -> list[str]:
+    """Every file the mirror holds (one listing), or the error that says what to do."""
     from huggingface_hub import list_repo_files
 
     try:
-        files = list_repo_files(repo, repo_type="dataset")
+        return list_repo_files(repo, repo_type="dataset")
     except Exception as err:  # noqa: BLE001 - network, server and not-found errors
         raise RemoteUnreachableError(
             f"listing OGBench's mirror {repo} failed: {type(err).__name__}: {err}",
             "Set IQL_SWEEP_OGBENCH_REPO to a Hugging Face dataset repository holding OGBench's "
             "files, or put them in $IQL_SWEEP_OGBENCH_DIR by hand",
         ) from err
+
+
+def _ogbench_paths(repo: str, names: list[str]) -> dict[str, str]:
+    """Where the repository holds each file (its root or any folder); a clear error if not."""
+    files = _mirror_files(repo)
     found = {}
     for name in names:
         matches = sorted(f for f in files if f == name or f.endswith("/" + name))
@@ -202,18 +207,11 @@ def _ogbench_paths(repo: str, names: list[str]) -> dict[str, str]:
 
 def ogbench_remote_data_names() -> list[str]:
     """The OGBench datasets the mirror holds both files of (one probe, one listing)."""
-    from huggingface_hub import list_repo_files
-
     repo = ogbench_repo()
     reason = unreachable_reason("hf://" + repo)
     if reason is not None:
         raise RemoteUnreachableError(f"OGBench's mirror {repo} cannot be reached ({reason})")
-    try:
-        return data_names(list_repo_files(repo, repo_type="dataset"))
-    except Exception as err:  # noqa: BLE001 - network, server and not-found errors
-        raise RemoteUnreachableError(
-            f"listing OGBench's mirror {repo} failed: {type(err).__name__}: {err}"
-        ) from err
+    return data_names(_mirror_files(repo))
 
 
 def ogbench_offered(dataset_ids: list[str]) -> None:
@@ -257,7 +255,7 @@ def download_ogbench(dataset_id: str, force: bool = False) -> DownloadReport | N
     from huggingface_hub import hf_hub_download
 
     task = OGBenchTask.parse(dataset_id)
-    if all(p.is_file() for p in task.files) and not force:
+    if task.present and not force:
         return None
     repo = ogbench_repo()
     _check_ogbench_reachable(repo, [dataset_id])

@@ -42,7 +42,7 @@ from iql_sweep.iql.config import IQLConfig, Member, critic_keys, unsupported
 from iql_sweep.iql.networks import Layer, StackedMLP, initial_weights, stacked_mlp
 from iql_sweep.iql.observations import ObservationStats
 from iql_sweep.iql.replay import ReplayBuffer, make_generator
-from iql_sweep.iql.stages import Batch, Net, actor_stage, q_stage, value_stage
+from iql_sweep.iql.stages import Batch, Net, actor_stage, forward, q_stage, value_stage
 from iql_sweep.seeds import DROPOUT_SEED_OFFSET
 
 logger = logging.getLogger(__name__)
@@ -620,8 +620,7 @@ class IQLLearner:
     def values(self, obs: torch.Tensor) -> torch.Tensor:
         """V of every member (its critic group's) at raw ``obs [N, obs]``: ``[K, N]``."""
         x = self.normalize(obs).expand(self.num_critics, *obs.shape)
-        net = self._value_net
-        return stacked_mlp(x, net.weights, net.biases, norms=net.norms).squeeze(-1)[self.group_of]
+        return forward(self._value_net, x).squeeze(-1)[self.group_of]
 
     # --- state ---------------------------------------------------------------------------------
     def member_layers(self, k: int) -> dict[str, Any]:

@@ -34,6 +34,11 @@ class Net(NamedTuple):
     norms: list[torch.Tensor] | None = None
 
 
+def forward(net: Net, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """``net`` on ``x [E, B, in]`` (its LayerNorms, where it has them; ``masks``: dropout)."""
+    return stacked_mlp(x, net.weights, net.biases, masks, net.norms)
+
+
 class Batch(NamedTuple):
     """One minibatch per critic group, ``[C, B, ...]``."""
 
@@ -48,7 +53,7 @@ def twin_q(q: Net, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
     """Both critics of every group: ``[C, 2, B]``."""
     groups = obs.shape[0]
     x = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)
-    return stacked_mlp(x, q.weights, q.biases, norms=q.norms).squeeze(-1).view(groups, 2, -1)
+    return forward(q, x).squeeze(-1).view(groups, 2, -1)
 
 
 def value_stage(value: Net, q_target: Net, batch: Batch, *, expectile: torch.Tensor):
@@ -58,7 +63,7 @@ def value_stage(value: Net, q_target: Net, batch: Batch, *, expectile: torch.Ten
     obs, act = batch.observations, batch.actions
     with torch.no_grad():
         target_q = twin_q(q_target, obs, act).min(dim=1).values
-    v = stacked_mlp(obs, value.weights, value.biases, norms=value.norms).squeeze(-1)
+    v = forward(value, obs).squeeze(-1)
     losses = expectile_loss(target_q - v, expectile)
     return losses.sum(), losses.detach(), v.detach().mean(dim=-1), target_q
 
@@ -83,10 +88,10 @@ def actor_stage(
     Returns (loss sum, losses ``[K]``, mean advantage ``[K]``, share of clipped weights ``[K]``)."""
     obs, act = batch.observations, batch.actions
     with torch.no_grad():
-        v = stacked_mlp(obs, value.weights, value.biases, norms=value.norms).squeeze(-1)
+        v = forward(value, obs).squeeze(-1)
         advantage = (target_q - v)[group_of]  # [K, B]
         weights = awr_weights(advantage, beta, max_weight)
-    mean = torch.tanh(stacked_mlp(obs[group_of], actor.weights, actor.biases, dropout_masks))
+    mean = torch.tanh(forward(actor, obs[group_of], dropout_masks))
     clamped = log_std.clamp(log_std_min, log_std_max)[:, None, :]
     log_prob = gaussian_log_prob(mean, clamped, act[group_of])
     losses = awr_actor_loss(log_prob, weights)
@@ -99,8 +104,7 @@ def q_stage(q: Net, value: Net, batch: Batch, *, discount: float):
 
     Returns (loss sum, losses ``[C]``, mean of the first Q ``[C]``)."""
     with torch.no_grad():
-        next_obs = batch.next_observations
-        next_v = stacked_mlp(next_obs, value.weights, value.biases, norms=value.norms).squeeze(-1)
+        next_v = forward(value, batch.next_observations).squeeze(-1)
         target = td_target(batch.rewards, batch.terminals, next_v, discount)
     pair = twin_q(q, batch.observations, batch.actions)
     losses = twin_q_loss(pair[:, 0], pair[:, 1], target)
